@@ -1,0 +1,366 @@
+//! One connection pool per target, and the words for why a connection failed.
+//!
+//! Pools are lazy: building one never touches the network, so a target that is
+//! down cannot hold up the others. Every connection announces itself as
+//! `application_name=pgwarden`, so operators can find (and count) pgwarden's
+//! sessions in `pg_stat_activity`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use serde::Serialize;
+use tokio_postgres::config::SslMode as DriverSslMode;
+
+use crate::config::{SslMode, TargetConfig};
+use crate::error::{Error, Result};
+
+pub const APPLICATION_NAME: &str = "pgwarden";
+
+/// A configured database and its pool.
+#[derive(Clone)]
+pub struct Target {
+    pub config: TargetConfig,
+    pub pool: Pool,
+}
+
+impl Target {
+    pub fn new(config: &TargetConfig) -> Result<Self> {
+        Ok(Self {
+            pool: build_pool(config)?,
+            config: config.clone(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.config.name.as_str()
+    }
+
+    /// A pooled connection, or an error that says why there is none.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| {
+            Error::unreachable(describe_pool_error(&e, &self.config))
+                .context(format!("target `{}`", self.name()))
+        })
+    }
+}
+
+/// Build (lazily) the pool for one target.
+pub fn build_pool(target: &TargetConfig) -> Result<Pool> {
+    let mut pg = target.url().pg_config();
+    pg.application_name(APPLICATION_NAME);
+    pg.connect_timeout(target.connect_timeout.get());
+    pg.ssl_mode(match target.sslmode {
+        SslMode::Disable => DriverSslMode::Disable,
+        SslMode::Prefer => DriverSslMode::Prefer,
+        _ => DriverSslMode::Require,
+    });
+    let manager = Manager::from_config(
+        pg,
+        tls::connector(target)?,
+        ManagerConfig {
+            // Fast recycling keeps session state (advisory locks included),
+            // which the migration engine accounts for by using its own session.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(target.max_connections())
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(target.pool_timeout.get()))
+        // A server that accepts TCP and never answers must not hang us.
+        .create_timeout(Some(target.connect_timeout.get()))
+        .recycle_timeout(Some(target.connect_timeout.get()))
+        .build()
+        .map_err(|e| Error::usage(format!("target `{}`: cannot build pool: {e}", target.name)))
+}
+
+/// Why a connection attempt failed, in the operator's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectFailure {
+    Refused,
+    AuthFailed,
+    TimedOut,
+    Tls,
+    NoSuchDatabase,
+    HostNotFound,
+    PoolExhausted,
+    Other,
+}
+
+impl ConnectFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refused => "connection refused",
+            Self::AuthFailed => "authentication failed",
+            Self::TimedOut => "timed out",
+            Self::Tls => "TLS negotiation failed",
+            Self::NoSuchDatabase => "database does not exist",
+            Self::HostNotFound => "host not found",
+            Self::PoolExhausted => "no free connection in pgwarden's pool",
+            Self::Other => "connection failed",
+        }
+    }
+
+    fn advice(self, target: &TargetConfig) -> String {
+        let url = target.url();
+        match self {
+            Self::Refused => format!(
+                "is PostgreSQL running and listening on {}:{}?",
+                url.host(),
+                url.port()
+            ),
+            Self::AuthFailed => format!(
+                "check the user `{}` and its password (url, password_file) and pg_hba.conf",
+                url.user()
+            ),
+            Self::TimedOut => format!(
+                "no answer within connect_timeout = {}; check the host, port and firewalls",
+                target.connect_timeout
+            ),
+            Self::Tls => "check sslmode and sslrootcert against the server's certificate".into(),
+            Self::NoSuchDatabase => format!("create database `{}` or fix the url", url.database()),
+            Self::HostNotFound => format!("check the host name `{}`", url.host()),
+            Self::PoolExhausted => format!(
+                "all {} connections are busy for longer than pool_timeout = {}; raise pool_size or max_overflow",
+                target.max_connections(),
+                target.pool_timeout
+            ),
+            Self::Other => "see the message above".into(),
+        }
+    }
+}
+
+/// Classify a driver error from connecting.
+pub fn classify(error: &tokio_postgres::Error) -> ConnectFailure {
+    if let Some(db) = error.as_db_error() {
+        return match db.code().code() {
+            "28P01" | "28000" => ConnectFailure::AuthFailed,
+            "3D000" => ConnectFailure::NoSuchDatabase,
+            _ => ConnectFailure::Other,
+        };
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return ConnectFailure::Refused,
+                std::io::ErrorKind::TimedOut => return ConnectFailure::TimedOut,
+                _ => {}
+            }
+        }
+        source = e.source();
+    }
+    let text = error.to_string().to_ascii_lowercase();
+    if text.contains("timeout") || text.contains("timed out") {
+        ConnectFailure::TimedOut
+    } else if text.contains("tls") || text.contains("certificate") || text.contains("ssl") {
+        ConnectFailure::Tls
+    } else if text.contains("lookup") || text.contains("resolve") || text.contains("dns") {
+        ConnectFailure::HostNotFound
+    } else {
+        ConnectFailure::Other
+    }
+}
+
+/// Classify a pool error; `PoolError::Timeout(Create)` is a connect timeout.
+pub fn classify_pool_error(error: &PoolError) -> ConnectFailure {
+    match error {
+        PoolError::Backend(e) => classify(e),
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => ConnectFailure::PoolExhausted,
+        PoolError::Timeout(_) => ConnectFailure::TimedOut,
+        _ => ConnectFailure::Other,
+    }
+}
+
+/// The whole sentence: what failed, the server's words, and what to do.
+pub fn describe_pool_error(error: &PoolError, target: &TargetConfig) -> String {
+    let failure = classify_pool_error(error);
+    let detail = match error {
+        PoolError::Backend(e) => driver_detail(e),
+        _ => None,
+    };
+    match detail {
+        Some(detail) => format!(
+            "{} ({detail}); {}",
+            failure.as_str(),
+            failure.advice(target)
+        ),
+        None => format!("{}; {}", failure.as_str(), failure.advice(target)),
+    }
+}
+
+/// The most specific text the driver has: the server's message, or the I/O error.
+fn driver_detail(error: &tokio_postgres::Error) -> Option<String> {
+    if let Some(db) = error.as_db_error() {
+        return Some(db.message().to_string());
+    }
+    let mut source = std::error::Error::source(error);
+    let mut last = None;
+    while let Some(e) = source {
+        last = Some(e.to_string());
+        source = e.source();
+    }
+    last.or_else(|| Some(error.to_string()))
+}
+
+/// The result of trying a target once: what `config check` prints.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reachability {
+    pub target: String,
+    pub url: String,
+    pub reachable: bool,
+    pub failure: Option<ConnectFailure>,
+    pub message: String,
+    pub server_version: Option<String>,
+    pub in_recovery: Option<bool>,
+    pub latency_seconds: f64,
+}
+
+/// Connect once (through a fresh pool) and run a probe query.
+pub async fn probe(target: &TargetConfig) -> Reachability {
+    let started = Instant::now();
+    let mut result = Reachability {
+        target: target.name.to_string(),
+        url: target.url().redacted(),
+        reachable: false,
+        failure: None,
+        message: String::new(),
+        server_version: None,
+        in_recovery: None,
+        latency_seconds: 0.0,
+    };
+    let outcome = async {
+        let pool = build_pool(target).map_err(|e| (ConnectFailure::Other, e.to_string()))?;
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| (classify_pool_error(&e), describe_pool_error(&e, target)))?;
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version'), pg_is_in_recovery()",
+                &[],
+            )
+            .await
+            .map_err(|e| (classify(&e), e.to_string()))?;
+        Ok::<_, (ConnectFailure, String)>((row.get::<_, String>(0), row.get::<_, bool>(1)))
+    };
+    match outcome.await {
+        Ok((version, recovery)) => {
+            result.reachable = true;
+            let role = if recovery { "standby" } else { "primary" };
+            result.message = format!("reachable: PostgreSQL {version}, {role}");
+            result.server_version = Some(version);
+            result.in_recovery = Some(recovery);
+        }
+        Err((failure, message)) => {
+            result.failure = Some(failure);
+            result.message = message;
+        }
+    }
+    result.latency_seconds = started.elapsed().as_secs_f64();
+    result
+}
+
+mod tls {
+    //! rustls for PostgreSQL, with libpq's meaning of each sslmode: `prefer`
+    //! and `require` encrypt without checking the certificate; `verify-ca` and
+    //! `verify-full` check it against `sslrootcert` or the web roots.
+    use super::*;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+
+    pub fn connector(target: &TargetConfig) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::failed(format!("TLS setup failed: {e}")))?;
+        let config = match target.sslmode {
+            SslMode::VerifyCa | SslMode::VerifyFull => builder
+                .with_root_certificates(root_store(target)?)
+                .with_no_client_auth(),
+            _ => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+                .with_no_client_auth(),
+        };
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
+
+    fn root_store(target: &TargetConfig) -> Result<rustls::RootCertStore> {
+        let mut store = rustls::RootCertStore::empty();
+        let Some(path) = &target.sslrootcert else {
+            store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            return Ok(store);
+        };
+        let pem = std::fs::read(path).map_err(|e| {
+            Error::usage(format!(
+                "target `{}`: cannot read sslrootcert {}: {e}",
+                target.name,
+                path.display()
+            ))
+        })?;
+        let certs = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
+            .collect::<std::result::Result<Vec<CertificateDer>, _>>()
+            .map_err(|e| {
+                Error::usage(format!(
+                    "target `{}`: sslrootcert {} is not PEM: {e}",
+                    target.name,
+                    path.display()
+                ))
+            })?;
+        for cert in certs {
+            store.add(cert).map_err(|e| {
+                Error::usage(format!(
+                    "target `{}`: bad certificate in {}: {e}",
+                    target.name,
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(store)
+    }
+
+    /// libpq's `require`: encrypt, but accept any certificate.
+    #[derive(Debug)]
+    struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+    impl ServerCertVerifier for EncryptOnly {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            let algs = &self.0.signature_verification_algorithms;
+            rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+            let algs = &self.0.signature_verification_algorithms;
+            rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}

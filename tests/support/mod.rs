@@ -1,0 +1,64 @@
+//! Shared test support: throwaway clusters and a way to run the binary.
+//!
+//! Each test binary includes this with `mod support;`. Not every binary uses
+//! every helper, hence the `dead_code` allowance.
+#![allow(dead_code, unused_imports)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub use pgwarden::cluster::{Cluster, ClusterOptions, PASSWORD};
+
+/// One cluster per test binary, for tests that only need their own database
+/// (`shared().create_database()`). Its reaper removes it when the binary exits.
+pub fn shared() -> &'static Cluster {
+    static SHARED: OnceLock<Cluster> = OnceLock::new();
+    SHARED
+        .get_or_init(|| Cluster::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}")))
+}
+
+/// A cluster of one's own, for tests that stop it or change its settings.
+pub fn own_cluster(options: &ClusterOptions) -> Cluster {
+    Cluster::start_with(options).unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"))
+}
+
+/// The pgwarden binary, in a scratch working directory, with none of the
+/// caller's database environment leaking in.
+pub fn pgwarden(workdir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pgwarden"));
+    command.current_dir(workdir);
+    for var in [
+        "DATABASE_URL",
+        "DATABASE_POOL_SIZE",
+        "DATABASE_MAX_OVERFLOW",
+        "DATABASE_ECHO",
+        "PGWARDEN_ENV",
+        "PGWARDEN_CONFIG",
+        "RUST_LOG",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// A scratch directory that lives as long as the returned guard.
+pub fn workdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// Write `text` as `name` in `dir` and return its path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+/// The process's stdout and stderr together, for assertions on what a user sees.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
