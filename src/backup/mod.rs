@@ -22,3 +22,12 @@ impl Default for BackupConfig {
         }
     }
 }
+
+/// Called by the migration engine before applying migrations in production:
+/// takes a backup, and an error here stops the migration. Placeholder until issue 6.
+pub async fn before_migrate(
+    _config: &crate::config::Config,
+    _target: &crate::config::TargetConfig,
+) -> crate::Result<()> {
+    Ok(())
+}

@@ -30,3 +30,38 @@ impl Default for MigrationsConfig {
         }
     }
 }
+
+/// What a `migrate up` run did; the daemon exports it after SIGUSR1.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrateReport {
+    pub applied: Vec<AppliedMigration>,
+    /// Latest applied version after the run (None: nothing applied ever).
+    pub current_version: Option<i64>,
+    /// Migrations still pending after the run.
+    pub pending: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppliedMigration {
+    pub version: i64,
+    pub name: String,
+    pub duration_seconds: f64,
+}
+
+/// Options of `migrate up`.
+#[derive(Clone, Debug, Default)]
+pub struct UpOptions {
+    /// Stop after this version (None: apply everything).
+    pub revision: Option<i64>,
+}
+
+/// Apply pending migrations to `target`, serialised with every other
+/// runner by an advisory lock; in production, after `backup::before_migrate`.
+/// Placeholder until issue 3.
+pub async fn up(
+    _config: &crate::config::Config,
+    _target: &crate::config::TargetConfig,
+    _options: &UpOptions,
+) -> crate::Result<MigrateReport> {
+    Err(crate::cli::not_implemented("migrate up"))
+}
