@@ -17,3 +17,29 @@ impl Default for SeedConfig {
         }
     }
 }
+
+/// Options of `seed run`.
+#[derive(Clone, Debug, Default)]
+pub struct SeedOptions {
+    /// The environment whose data set to load (the config's by default).
+    pub environment: Option<crate::config::Environment>,
+    /// Remove earlier seed data first (development only).
+    pub clear: bool,
+    /// Multiply the development volumes (development only).
+    pub scale: Option<u32>,
+}
+
+/// What a seed run inserted, per table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeedReport {
+    pub inserted: Vec<(String, u64)>,
+}
+
+/// Seed `target` for an environment. Placeholder until issue 7.
+pub async fn run(
+    _config: &crate::config::Config,
+    _target: &crate::config::TargetConfig,
+    _options: &SeedOptions,
+) -> crate::Result<SeedReport> {
+    Err(crate::cli::not_implemented("seed run"))
+}
