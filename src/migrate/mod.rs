@@ -65,3 +65,22 @@ pub async fn up(
 ) -> crate::Result<MigrateReport> {
     Err(crate::cli::not_implemented("migrate up"))
 }
+
+/// Where a target stands: what `migrate status` prints and the daemon exports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MigrationStatus {
+    /// Latest applied version (None: nothing applied).
+    pub current_version: Option<i64>,
+    /// Versions with files that are not applied yet.
+    pub pending: Vec<i64>,
+    /// Applied versions whose file changed or disappeared.
+    pub drifted: Vec<i64>,
+}
+
+/// Read the target's migration state without changing it. Placeholder until issue 3.
+pub async fn status(
+    _config: &crate::config::Config,
+    _target: &crate::config::TargetConfig,
+) -> crate::Result<MigrationStatus> {
+    Err(crate::cli::not_implemented("migrate status"))
+}
