@@ -331,7 +331,8 @@ fn find_bin_dir() -> Result<PathBuf> {
         })
 }
 
-fn running_as_root() -> bool {
+/// PostgreSQL refuses to run as root; as root its binaries run as `postgres`.
+pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }

@@ -243,6 +243,15 @@ const BAD_CONFIGS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "missing sslrootcert",
+        "[[targets]]\nname = \"p\"\nurl = \"postgres://u@h/db\"\nsslmode = \"verify-full\"\nsslrootcert = \"/nonexistent/ca.pem\"\n",
+        &[
+            "target `p`",
+            "cannot read sslrootcert /nonexistent/ca.pem",
+            "PEM",
+        ],
+    ),
+    (
         "no targets",
         "environment = \"staging\"\n",
         &["no database configured", "DATABASE_URL"],

@@ -291,6 +291,14 @@ fn resolve_secrets(target: &mut TargetConfig, env: &EnvVars) -> Result<()> {
             "no url: set `url` or `url_file` (DATABASE_URL sets the first target's url)",
         ));
     };
+    if let Some(file) = &target.sslrootcert {
+        std::fs::metadata(file).map_err(|e| {
+            Error::usage(format!(
+                "cannot read sslrootcert {}: {e}; point it at the PEM file of the CA that signed the server's certificate",
+                file.display()
+            ))
+        })?;
+    }
     if let Some(file) = &target.password_file {
         let password = read_secret_file(file, env, "password_file")?;
         target.url = Some(url.with_password(&password).map_err(Error::usage)?);
