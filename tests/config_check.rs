@@ -384,3 +384,21 @@ fn the_example_config_documents_every_key_at_its_default() {
         );
     }
 }
+
+#[test]
+fn database_echo_logs_every_statement_without_the_password() {
+    let dir = workdir();
+    let out = pgwarden(dir.path())
+        .args(["config", "check"])
+        .env("DATABASE_URL", shared().url().expose())
+        .env("DATABASE_ECHO", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("SELECT current_setting('server_version')"),
+        "{stderr}"
+    );
+    assert!(!output_text(&out).contains(PASSWORD), "{stderr}");
+}
