@@ -425,3 +425,4 @@ pub fn threshold(expr: &str) -> Option<(String, String, f64)> {
     let metrics = metric_names(&left);
     (metrics.len() == 1).then(|| (metrics.into_iter().next().unwrap_or_default(), op, value))
 }
+pub mod live;
