@@ -10,6 +10,7 @@ mod monitoring;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::process::Command;
 
 use monitoring::*;
 use serde_norway::Value as Yaml;
@@ -187,38 +188,71 @@ fn every_metric_the_rules_use_is_in_the_readme_contract() {
     );
 }
 
-#[test]
-fn alertmanager_routes_every_severity_to_a_receiver() {
-    let config = yaml(ALERTMANAGER_CONFIG);
-    let receivers: BTreeSet<&str> = config["receivers"]
-        .as_sequence()
-        .expect("receivers")
-        .iter()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
-    let routes = config["route"]["routes"].as_sequence().expect("routes");
-    for route in routes {
-        let receiver = route["receiver"]
-            .as_str()
-            .expect("each route names a receiver");
-        assert!(
-            receivers.contains(receiver),
-            "route to unknown receiver {receiver}"
-        );
-    }
-    for rule in alert_rules() {
-        let matcher = format!("severity=\"{}\"", rule.severity());
-        let routed = routes.iter().any(|r| {
-            r["matchers"]
-                .as_sequence()
-                .is_some_and(|m| m.iter().any(|m| m.as_str() == Some(matcher.as_str())))
+fn amtool_route(labels: &[String]) -> String {
+    let mut args = vec![
+        "config",
+        "routes",
+        "test",
+        "--config.file",
+        ALERTMANAGER_CONFIG,
+    ];
+    args.extend(labels.iter().map(String::as_str));
+    let out = Command::new("amtool")
+        .args(&args)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run amtool ({e}): install the Debian package `prometheus-alertmanager`")
         });
-        assert!(
-            routed,
-            "no Alertmanager route matches {matcher} of {}",
-            rule.alert
+    assert!(
+        out.status.success(),
+        "amtool {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn alertmanager_config_is_valid_and_routes_by_severity() {
+    let out = Command::new("amtool")
+        .args(["check-config", ALERTMANAGER_CONFIG])
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run amtool ({e}): install the Debian package `prometheus-alertmanager`")
+        });
+    assert!(
+        out.status.success(),
+        "amtool check-config: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for rule in alert_rules() {
+        let want = match rule.severity() {
+            "critical" => "pager",
+            _ => "chat",
+        };
+        let labels = [
+            format!("alertname={}", rule.alert),
+            format!("severity={}", rule.severity()),
+            "target=main".to_string(),
+            "environment=production".to_string(),
+        ];
+        assert_eq!(
+            amtool_route(&labels),
+            want,
+            "{} ({})",
+            rule.alert,
+            rule.severity()
         );
     }
+    // Pending migrations page only in production.
+    let staging = [
+        "alertname=PgwardenMigrationsPending".to_string(),
+        "severity=warning".to_string(),
+        "environment=staging".to_string(),
+    ];
+    assert_eq!(amtool_route(&staging), "blackhole");
 }
 
 #[test]
