@@ -319,3 +319,25 @@ fn provisioning_loads_the_datasource_and_the_dashboards_folder() {
         "README does not say how grafana/dashboards gets to the provisioned folder {folder}"
     );
 }
+
+#[test]
+fn links_between_dashboards_point_at_shipped_dashboards() {
+    let dashboards = dashboards();
+    let uids: BTreeSet<&str> = dashboards
+        .iter()
+        .filter_map(|(_, d)| d["uid"].as_str())
+        .collect();
+    let mut links = 0;
+    for (path, dashboard) in &dashboards {
+        let text = dashboard.to_string();
+        for link in text.split("/d/").skip(1) {
+            let uid = link.split(['/', '?', '"']).next().unwrap_or_default();
+            assert!(
+                uids.contains(uid),
+                "{path}: link to unknown dashboard {uid}"
+            );
+            links += 1;
+        }
+    }
+    assert!(links > 0, "the overview links to no target detail");
+}
