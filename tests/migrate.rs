@@ -638,3 +638,35 @@ fn init_and_create_write_sortable_pairs() {
             .contains("no letters or digits")
     );
 }
+
+#[test]
+fn files_that_cannot_run_safely_are_refused_before_anything_runs() {
+    let project = Project::empty();
+    project.file("V1__a.sql", "CREATE TABLE a (id int);");
+    project.file(
+        "V2__b.sql",
+        "CREATE TABLE b (id int);\nCOMMIT;\nCREATE TABLE c (id int);",
+    );
+    let out = project.fails(&["up"], 2);
+    assert!(out.contains("V2__b.sql, line 2: `COMMIT`"), "{out}");
+    assert!(!project.relation_exists("a"));
+
+    project.file("V2__b.sql", "CREATE INDEX CONCURRENTLY a_id_idx ON a (id);");
+    let out = project.fails(&["up"], 1);
+    assert!(out.contains("pgwarden:no-transaction"), "{out}");
+    assert_eq!(project.history(), "1:a");
+
+    // No down script: nothing is reverted, and the message names the file to write.
+    std::fs::remove_file(project.migrations().join("V2__b.sql")).unwrap();
+    let out = project.fails(&["down"], 1);
+    assert!(out.contains("no down script for V1__a.down.sql"), "{out}");
+    assert!(project.relation_exists("a"));
+
+    project.file("V3__bad_name.sql.txt", "");
+    project.file("v4_lower.sql", "SELECT 1;");
+    let out = project.fails(&["up"], 2);
+    assert!(
+        out.contains("v4_lower.sql") && out.contains("V<version>__<name>.sql"),
+        "{out}"
+    );
+}

@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio_postgres::error::{DbError, ErrorPosition, SqlState};
 
 use super::MigrationsConfig;
-use super::files::Script;
+use super::files::{NO_TRANSACTION_MARKER, Script};
 use super::history;
 use super::plan::Step;
 use super::session::{Session, db_message};
@@ -209,6 +209,11 @@ fn describe(
             "\n  waited for: {} (lock_timeout = {}, {attempts} attempt(s)); run again when the lock holder is done, or raise migrations.lock_timeout / migrations.lock_retries",
             wait.unwrap_or_else(|| "a lock that could not be identified".into()),
             config.lock_timeout
+        ));
+    }
+    if failure.error.code() == Some(&SqlState::ACTIVE_SQL_TRANSACTION) && script.transactional {
+        out.push_str(&format!(
+            "\n  this statement cannot run in a transaction: put `{NO_TRANSACTION_MARKER}` in the file's header"
         ));
     }
     if failure.error.code() == Some(&SqlState::QUERY_CANCELED) {

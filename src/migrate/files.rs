@@ -193,12 +193,37 @@ fn parse_file_name(path: &Path) -> Result<(Kind, i64, String)> {
 fn read_script(path: &Path) -> Result<Script> {
     let sql = std::fs::read_to_string(path)
         .map_err(|e| Error::failed(format!("cannot read {}: {e}", path.display())))?;
-    Ok(Script {
+    let script = Script {
         path: path.to_path_buf(),
         transactional: !has_no_transaction_marker(&sql),
         statements: split::split(&sql),
         sql,
-    })
+    };
+    if script.transactional {
+        refuse_transaction_control(&script)?;
+    }
+    Ok(script)
+}
+
+/// A COMMIT inside a migration would commit half of it without its history
+/// row: pgwarden owns the transaction boundaries.
+fn refuse_transaction_control(script: &Script) -> Result<()> {
+    for statement in &script.statements {
+        let code = &script.sql[statement.code_offset..];
+        let word: String = code
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        if ["BEGIN", "COMMIT", "ROLLBACK", "END", "START", "ABORT"].contains(&word.as_str()) {
+            return Err(Error::usage(format!(
+                "{}, line {}: `{word}` — pgwarden runs each migration in one transaction together with its history row; remove the transaction control, or put `{NO_TRANSACTION_MARKER}` in the header to manage transactions yourself",
+                script.path.display(),
+                split::line_of(&script.sql, statement.code_offset)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The marker counts only in the header: the comment lines before the first statement.
