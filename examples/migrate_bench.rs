@@ -97,7 +97,10 @@ fn main() {
     println!("{n} migrations (3 statements each), median of 3 rounds:");
     println!("  pgwarden migrate up : {:8.1} ms", pgwarden * 1000.0);
     println!("  psql -f (same SQL)  : {:8.1} ms", psql * 1000.0);
-    println!("  ratio               : {:8.2} × (goal ≤ 1.30)", pgwarden / psql);
+    println!(
+        "  ratio               : {:8.2} × (goal ≤ 1.30)",
+        pgwarden / psql
+    );
 }
 
 fn median(times: &mut [f64]) -> f64 {

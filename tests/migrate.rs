@@ -670,3 +670,28 @@ fn files_that_cannot_run_safely_are_refused_before_anything_runs() {
         "{out}"
     );
 }
+
+#[test]
+fn an_unreachable_database_exits_3_and_a_missing_folder_exits_2() {
+    let project = Project::empty();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    write_file(
+        project.dir.path(),
+        "pgwarden.toml",
+        &format!(
+            "[[targets]]\nname = \"gone\"\nurl = \"postgres://u:secret-pw@127.0.0.1:{port}/x\"\n"
+        ),
+    );
+    let out = project.fails(&["status"], 3);
+    assert!(
+        out.contains("connection refused") && !out.contains("secret-pw"),
+        "{out}"
+    );
+    std::fs::remove_dir(project.migrations()).unwrap();
+    let out = project.fails(&["up"], 2);
+    assert!(out.contains("migrate init"), "{out}");
+}

@@ -270,7 +270,7 @@ pub async fn down(
         let steps = down_steps(&files, &versions)?;
         let mut report = MigrateReport {
             current_version: history.last().map(|r| r.version),
-            pending: files.len() - history.len(),
+            pending: files.len().saturating_sub(history.len()),
             ..Default::default()
         };
         if steps.is_empty() {

@@ -73,12 +73,31 @@ impl Session {
             if !told {
                 tracing::info!(
                     target = %self.target,
+                    holder = %self.lock_holder().await,
                     "another migration runner holds the lock; waiting for it to finish"
                 );
                 told = true;
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Who holds the runners' lock, for the operator watching a waiter.
+    async fn lock_holder(&self) -> String {
+        // A bigint advisory key is stored as classid (high half), objid (low half), objsubid 1.
+        let row = self
+            .client
+            .query_one(
+                "SELECT coalesce(string_agg(format('pid %s (%s, %s)', a.pid, \
+                        coalesce(nullif(a.application_name, ''), 'no application_name'), \
+                        coalesce(host(a.client_addr), 'local socket')), ', '), 'unknown') \
+                 FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                   AND l.classid = ($1::int8 >> 32)::oid AND l.objid = ($1::int8 & 4294967295)::oid",
+                &[&LOCK_KEY],
+            )
+            .await;
+        row.map(|r| r.get(0)).unwrap_or_else(|_| "unknown".into())
     }
 
     pub async fn unlock(&self) {
