@@ -129,7 +129,7 @@ async fn run_outside_transaction(
                 error,
             };
             let mut message = describe(step, &failure, config, session.last_wait(), 1);
-            history::record_incomplete(
+            let recorded = history::record_incomplete(
                 &session.client,
                 step.migration,
                 step.direction.as_str(),
@@ -137,16 +137,24 @@ async fn run_outside_transaction(
                 script.statements.len(),
                 &db_message(&failure.error),
             )
-            .await?;
+            .await;
             let done = if index == 0 {
                 "no statement before it had run".to_string()
             } else {
                 format!("statements 1 to {index} had run and remain")
             };
             message.push_str(&format!(
-                "\nIt runs outside a transaction (pgwarden:no-transaction): {done}; the history is unchanged. \
-                 `pgwarden migrate status` shows what to clean up before running it again."
+                "\nIt runs outside a transaction (pgwarden:no-transaction): {done}; the history is unchanged. "
             ));
+            match recorded {
+                Ok(()) => message.push_str(
+                    "`pgwarden migrate status` shows what to clean up before running it again.",
+                ),
+                Err(e) => message.push_str(&format!(
+                    "Clean up by hand before running it again ({}).",
+                    e.message()
+                )),
+            }
             return Err(Error::failed(message));
         }
     }

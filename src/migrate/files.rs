@@ -236,24 +236,20 @@ fn has_no_transaction_marker(sql: &str) -> bool {
 
 /// Write a new up/down pair for `message`, versioned by the UTC time
 /// (`YYYYMMDDHHMMSS`): sortable, and two branches only collide if both
-/// create a migration in the same second (then the later one is bumped).
+/// create a migration in the same second. Within one folder the new version
+/// is always above the existing ones (two creates in one second: +1).
 pub fn create(dir: &Path, message: &str, now: DateTime<Utc>) -> Result<(PathBuf, PathBuf)> {
     let name = slug(message)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display())))?;
-    let taken: Vec<i64> = load(dir)?.iter().map(|m| m.version).collect();
-    let mut at = now;
-    let version = loop {
-        let version: i64 = at
-            .format("%Y%m%d%H%M%S")
-            .to_string()
-            .parse()
-            .map_err(|_| Error::failed("clock gives no usable version"))?;
-        if !taken.contains(&version) && taken.iter().all(|t| *t < version) {
-            break version;
-        }
-        at += chrono::Duration::seconds(1);
-    };
+    let latest = load(dir)?.iter().map(|m| m.version).max().unwrap_or(0);
+    let now: i64 = now
+        .format("%Y%m%d%H%M%S")
+        .to_string()
+        .parse()
+        .map_err(|_| Error::failed("the clock gives no usable version"))?;
+    // Above every existing version, so the new file is also the last to apply.
+    let version = now.max(latest + 1);
     let up = dir.join(format!("V{version}__{name}.sql"));
     let down = dir.join(format!("V{version}__{name}.down.sql"));
     write_new(&up, &up_template(message, &down))?;

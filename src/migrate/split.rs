@@ -75,6 +75,13 @@ pub fn split(sql: &str) -> Vec<Statement> {
                 i += 1;
                 continue;
             }
+            // A whole identifier or keyword: `$` inside one (`a$b$`) starts no dollar quote.
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                while i < bytes.len() && (is_ident_byte(bytes[i]) || bytes[i] == b'$') {
+                    i += 1;
+                }
+                is_comment = false;
+            }
             _ => {
                 i += 1;
                 is_comment = false;
@@ -216,6 +223,14 @@ mod tests {
         assert_eq!(statements[1].text, "SELECT 'ü'");
         assert_eq!(line_of(sql, statements[1].offset), 3);
         assert_eq!(&sql[statements[1].offset..][..6], "SELECT");
+    }
+
+    #[test]
+    fn dollars_inside_identifiers_start_no_quote() {
+        assert_eq!(
+            texts("SELECT a$b$ FROM t; SELECT 2"),
+            vec!["SELECT a$b$ FROM t", "SELECT 2"]
+        );
     }
 
     #[test]
