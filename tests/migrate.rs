@@ -695,3 +695,47 @@ fn an_unreachable_database_exits_3_and_a_missing_folder_exits_2() {
     let out = project.fails(&["up"], 2);
     assert!(out.contains("migrate init"), "{out}");
 }
+
+#[test]
+fn a_lock_released_between_retries_lets_the_migration_through() {
+    let project = Project::with_settings("lock_timeout = \"300ms\"\nlock_retries = 8");
+    project.file("V1__t.sql", "CREATE TABLE t (id int);");
+    project.ok(&["up"]);
+    project.file("V2__alter.sql", "ALTER TABLE t ADD COLUMN note text;");
+    let cluster = shared();
+    // Holds the table for three seconds, then commits.
+    let mut holder = Command::new(cluster.bin_dir().join("psql"))
+        .args(["-X", "-q", "-h", "127.0.0.1", "-p"])
+        .arg(cluster.port().to_string())
+        .args(["-U", "postgres", "-d", &project.db()])
+        .args(["-c", "SET application_name = 'brief_holder'"])
+        .args([
+            "-c",
+            "BEGIN; LOCK TABLE t IN ACCESS SHARE MODE; SELECT pg_sleep(1); COMMIT",
+        ])
+        .env("PGPASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    cluster
+        .wait_for(
+            &project.db(),
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'brief_holder' AND l.relation = 't'::regclass",
+            "1",
+            std::time::Duration::from_secs(20),
+        )
+        .unwrap();
+    let out = project.ok(&["up"]);
+    let _ = holder.wait();
+    assert!(
+        out.contains("retrying") && out.contains("brief_holder"),
+        "{out}"
+    );
+    assert!(out.contains("applied  V2__alter"), "{out}");
+    let status = project.ok(&["status", "--json"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&status[..status.rfind('}').unwrap() + 1]).unwrap();
+    assert_eq!(json["current_version"], 2);
+    assert_eq!(json["pending"], serde_json::json!([]));
+}
