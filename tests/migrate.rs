@@ -711,7 +711,7 @@ fn a_lock_released_between_retries_lets_the_migration_through() {
         .args(["-c", "SET application_name = 'brief_holder'"])
         .args([
             "-c",
-            "BEGIN; LOCK TABLE t IN ACCESS SHARE MODE; SELECT pg_sleep(1); COMMIT",
+            "BEGIN; LOCK TABLE t IN ACCESS SHARE MODE; SELECT pg_sleep(3); COMMIT",
         ])
         .env("PGPASSWORD", PASSWORD)
         .stdin(Stdio::null())
