@@ -45,8 +45,9 @@ impl Target {
     }
 }
 
-/// Build (lazily) the pool for one target.
-pub fn build_pool(target: &TargetConfig) -> Result<Pool> {
+/// The driver settings of a target: URL, application_name, timeouts, TLS mode.
+/// Pools and direct sessions are both built from this.
+fn pg_config(target: &TargetConfig) -> tokio_postgres::Config {
     let mut pg = target.url().pg_config();
     pg.application_name(APPLICATION_NAME);
     pg.connect_timeout(target.connect_timeout.get());
@@ -55,8 +56,39 @@ pub fn build_pool(target: &TargetConfig) -> Result<Pool> {
         SslMode::Prefer => DriverSslMode::Prefer,
         _ => DriverSslMode::Require,
     });
+    pg
+}
+
+/// A session of its own, outside every pool: for work whose session state
+/// (advisory locks, `SET`s) must never be handed to another caller, such as
+/// migrations. The session ends when the client is dropped.
+pub async fn connect_direct(target: &TargetConfig) -> Result<tokio_postgres::Client> {
+    let config = pg_config(target);
+    let connecting = config.connect(tls::connector(target)?);
+    // connect_timeout bounds each TCP connect; this bounds the whole handshake.
+    let (client, connection) = tokio::time::timeout(target.connect_timeout.get(), connecting)
+        .await
+        .map_err(|_| {
+            let failure = ConnectFailure::TimedOut;
+            Error::unreachable(format!("{}; {}", failure.as_str(), failure.advice(target)))
+                .context(format!("target `{}`", target.name))
+        })?
+        .map_err(|e| {
+            Error::unreachable(describe_driver_error(&e, target))
+                .context(format!("target `{}`", target.name))
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("direct session ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Build (lazily) the pool for one target.
+pub fn build_pool(target: &TargetConfig) -> Result<Pool> {
     let manager = Manager::from_config(
-        pg,
+        pg_config(target),
         tls::connector(target)?,
         ManagerConfig {
             // Fast recycling keeps session state (advisory locks included),
@@ -176,11 +208,19 @@ pub fn classify_pool_error(error: &PoolError) -> ConnectFailure {
 
 /// The whole sentence: what failed, the server's words, and what to do.
 pub fn describe_pool_error(error: &PoolError, target: &TargetConfig) -> String {
-    let failure = classify_pool_error(error);
     let detail = match error {
         PoolError::Backend(e) => driver_detail(e),
         _ => None,
     };
+    sentence(classify_pool_error(error), detail, target)
+}
+
+/// The same sentence for a failed direct connection.
+pub fn describe_driver_error(error: &tokio_postgres::Error, target: &TargetConfig) -> String {
+    sentence(classify(error), driver_detail(error), target)
+}
+
+fn sentence(failure: ConnectFailure, detail: Option<String>, target: &TargetConfig) -> String {
     match detail {
         Some(detail) => format!(
             "{} ({detail}); {}",
