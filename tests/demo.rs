@@ -65,7 +65,10 @@ fn demo_serves_a_throwaway_database_and_removes_it_on_ctrl_c() {
         if value(&parse(&body), "pgwarden_up", &[("target", "demo")]) == Some(1.0) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "demo target never up:\n{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo target never up:\n{body}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -73,6 +76,9 @@ fn demo_serves_a_throwaway_database_and_removes_it_on_ctrl_c() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(!data_dir.exists(), "the demo cluster was left behind in {data_dir:?}");
+    assert!(
+        !data_dir.exists(),
+        "the demo cluster was left behind in {data_dir:?}"
+    );
     assert!(std::net::TcpStream::connect(&addr).is_err());
 }

@@ -23,9 +23,15 @@ fn the_unit_passes_systemd_analyze_verify_without_warnings() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "systemd-analyze verify failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{text}"
+    );
     // verify only warns about unknown keys and bad values: any output is a defect.
-    assert!(text.trim().is_empty(), "systemd-analyze verify complained:\n{text}");
+    assert!(
+        text.trim().is_empty(),
+        "systemd-analyze verify complained:\n{text}"
+    );
 }
 
 #[test]
