@@ -440,6 +440,21 @@ fn a_bad_http_config_is_refused_with_the_key_named() {
     assert!(text.contains("http.basic_auth_users.prometheus"), "{text}");
     assert!(text.contains("htpasswd"), "{text}");
 
+    // `config check` catches the same mistakes before a deploy.
+    let half_tls = format!(
+        "[http]\ntls_cert_file = \"{}\"\n{}",
+        path.display(),
+        target("a", url.expose(), "")
+    );
+    let path = write_file(dir.path(), "half-tls.toml", &half_tls);
+    let out = pgwarden(dir.path())
+        .args(["--config", path.to_str().unwrap(), "config", "check"])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("http.tls_key_file"), "{text}");
+
     let out = pgwarden(dir.path()).arg("serve").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(output_text(&out).contains("no database configured"));

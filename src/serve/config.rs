@@ -47,14 +47,9 @@ fn redact_hashes<S: Serializer>(
 
 impl HttpConfig {
     /// Check what deserialisation cannot: the pair of TLS files and the hashes.
+    /// (`http.listen` is checked by binding it: a host name is fine there.)
     pub fn validate(&self) -> crate::Result<()> {
         use crate::Error;
-        self.listen.parse::<std::net::SocketAddr>().map_err(|e| {
-            Error::usage(format!(
-                "http.listen = {:?}: {e}; write an address and port such as \"127.0.0.1:9733\"",
-                self.listen
-            ))
-        })?;
         match (&self.tls_cert_file, &self.tls_key_file) {
             (Some(_), None) | (None, Some(_)) => {
                 return Err(Error::usage(
@@ -62,6 +57,16 @@ impl HttpConfig {
                 ));
             }
             _ => {}
+        }
+        for (key, file) in [
+            ("tls_cert_file", &self.tls_cert_file),
+            ("tls_key_file", &self.tls_key_file),
+        ] {
+            if let Some(file) = file {
+                std::fs::metadata(file).map_err(|e| {
+                    Error::usage(format!("cannot read http.{key} {}: {e}", file.display()))
+                })?;
+            }
         }
         for (user, hash) in &self.basic_auth_users {
             if hash.parse::<bcrypt::HashParts>().is_err() {
