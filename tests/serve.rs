@@ -168,7 +168,7 @@ fn up_follows_the_server_down_and_back_without_exceeding_the_pool() {
     assert!(log.contains("reachable again"), "{log}");
 }
 
-/// Counts pgwarden's sessions in pg_stat_activity every few milliseconds,
+/// Counts pgwarden's sessions in pg_stat_activity every millisecond,
 /// from its own connection, and remembers the most it saw.
 struct ConnectionSampler {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -205,7 +205,7 @@ impl ConnectionSampler {
                             break;
                         };
                         most = most.max(row.get::<_, i64>(0));
-                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                 }
                 most
