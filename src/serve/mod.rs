@@ -3,11 +3,11 @@
 //!
 //! Why it is shaped this way: a scrape must never be the reason a database
 //! gets busier, and one sick database must never blind us to the others. So
-//! each target has its own collector task ([`collector`]) that writes its
-//! last report into memory ([`state`]), and HTTP ([`http`]) only reads that
+//! each target has its own collector task (`collector`) that writes its
+//! last report into memory (`state`), and HTTP (`http`) only reads that
 //! memory. Signals drive the rest: SIGHUP reloads the config (a bad one is
 //! rejected and the old one keeps running), SIGUSR1 runs migrations
-//! ([`migrations`]), SIGTERM/SIGINT stop it within [`SHUTDOWN_GRACE`].
+//! (`migrations`), SIGTERM/SIGINT stop it within [`SHUTDOWN_GRACE`].
 //!
 //! Other modules feed extra per-target metrics through [`MetricSource`]
 //! ([`Daemon::add_source`]); the backup scheduler is meant to plug in there.
@@ -15,7 +15,7 @@
 mod collector;
 mod config;
 mod http;
-pub mod metrics;
+mod metrics;
 mod migrations;
 pub mod notify;
 mod state;
