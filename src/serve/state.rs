@@ -259,3 +259,55 @@ fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Backups;
+
+    impl MetricSource for Backups {
+        fn measurements(&self) -> Vec<(String, Measurement)> {
+            vec![(
+                "primary".into(),
+                Measurement::gauge("backup_running", "1 while a backup runs", 1.0),
+            )]
+        }
+    }
+
+    #[test]
+    fn a_metric_source_is_rendered_like_a_check_and_readiness_follows_reports() {
+        let shared = Shared::new("development", &["primary".into(), "replica".into()]);
+        shared.add_source(Arc::new(Backups));
+        let text = String::from_utf8(shared.metrics().to_vec()).unwrap();
+        assert!(
+            text.contains("# TYPE pgwarden_backup_running gauge\npgwarden_backup_running{target=\"primary\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgwarden_process_resident_memory_bytes"),
+            "{text}"
+        );
+        assert_eq!(shared.waiting_for(), ["primary", "replica"]);
+        assert!(!shared.health().0, "healthy before any cycle");
+        for target in ["primary", "replica"] {
+            shared.publish(TargetReport {
+                target: target.into(),
+                up: true,
+                error: None,
+                finished_at: 1.0,
+                duration_seconds: 0.1,
+                checks: Vec::new(),
+            });
+        }
+        assert!(shared.waiting_for().is_empty());
+        assert!(shared.health().0);
+        // A publish makes the cached body stale at once.
+        let text = String::from_utf8(shared.metrics().to_vec()).unwrap();
+        assert!(text.contains("pgwarden_up{target=\"replica\"} 1"), "{text}");
+        shared.set_targets("production", &["replica".into()]);
+        let text = String::from_utf8(shared.metrics().to_vec()).unwrap();
+        assert!(!text.contains("pgwarden_up{target=\"primary\"}"), "{text}");
+        assert_eq!(shared.report().environment, "production");
+    }
+}
