@@ -63,6 +63,8 @@ fn parse_environment(text: &str) -> std::result::Result<Environment, String> {
 /// What every command gets: the loaded configuration.
 pub struct Context {
     pub config: Config,
+    /// How `config` was loaded, so the daemon can load it again on SIGHUP.
+    pub options: LoadOptions,
 }
 
 /// Entry point of the binary. Never panics on bad input: every failure is a
@@ -101,7 +103,7 @@ async fn run(cli: Cli) -> Result<u8> {
     };
     let config = Config::load(&options)?;
     init_logging(&config, cli.log_json);
-    let ctx = Context { config };
+    let ctx = Context { config, options };
     match cli.command {
         Command::Serve(args) => commands::serve::run(&ctx, args).await,
         Command::Migrate(args) => commands::migrate::run(&ctx, args).await,

@@ -198,6 +198,7 @@ impl Config {
             config.environment = environment;
         }
         config.resolve_targets(&options.env)?;
+        config.http.validate()?;
         Ok(config)
     }
 

@@ -1,0 +1,200 @@
+//! Background collection: one task per target, each on its own interval.
+//!
+//! Targets never wait for each other: a target that is down, slow or hanging
+//! only delays its own next report. A cycle that overruns its deadline is
+//! abandoned and reported as down, so a server that stops answering in the
+//! middle of a query (where `statement_timeout` cannot help) still turns
+//! `pgwarden_up` to 0.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use super::state::Shared;
+use crate::checks::{Checker, ChecksConfig};
+use crate::config::{Config, TargetConfig};
+use crate::report::{Status, TargetReport};
+
+/// The running collectors, by target name.
+#[derive(Default)]
+pub struct Collectors {
+    running: BTreeMap<String, Running>,
+}
+
+struct Running {
+    /// What the task was started with; a reload that changes it restarts the task.
+    key: (TargetConfig, ChecksConfig, crate::migrate::MigrationsConfig),
+    task: JoinHandle<()>,
+}
+
+impl Collectors {
+    /// Start (or keep, when unchanged) a collector for every target of `config`,
+    /// stopping those of targets that are gone or changed.
+    pub fn apply(&mut self, config: &Arc<Config>, shared: &Arc<Shared>) {
+        let mut old = std::mem::take(&mut self.running);
+        for target in &config.targets {
+            let key = (
+                target.clone(),
+                config.checks.clone(),
+                config.migrations.clone(),
+            );
+            let name = target.name.to_string();
+            match old.remove(&name) {
+                Some(running) if running.key == key => {
+                    self.running.insert(name, running);
+                }
+                previous => {
+                    if let Some(previous) = previous {
+                        previous.task.abort();
+                    }
+                    let task =
+                        tokio::spawn(collect(config.clone(), target.clone(), shared.clone()));
+                    self.running.insert(name, Running { key, task });
+                }
+            }
+        }
+        for (_, gone) in old {
+            gone.task.abort();
+        }
+    }
+
+    /// Stop every collector. An in-flight cycle is cancelled: its connection
+    /// goes back to (or is dropped with) the pool, and nothing is half-written.
+    pub async fn stop(&mut self) {
+        for (_, running) in std::mem::take(&mut self.running) {
+            running.task.abort();
+            let _ = running.task.await;
+        }
+    }
+}
+
+/// How long one cycle may take before it is abandoned.
+pub fn cycle_deadline(target: &TargetConfig, checks: &ChecksConfig) -> Duration {
+    checks.interval.get() + target.connect_timeout.get() + checks.timeout.get()
+}
+
+async fn collect(config: Arc<Config>, target: TargetConfig, shared: Arc<Shared>) {
+    let name = target.name.to_string();
+    let interval = config.checks.interval.get();
+    let deadline = cycle_deadline(&target, &config.checks);
+    let mut checker = match crate::pool::Target::new(&target) {
+        Ok(t) => Some(Checker::new(t, config.checks.clone())),
+        Err(e) => {
+            tracing::error!(target = %name, "cannot set up the target: {e}");
+            None
+        }
+    };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut log = ProblemLog::default();
+    let mut migration_status_known = !target.migrate;
+    loop {
+        ticker.tick().await;
+        let started = Instant::now();
+        let report = match checker.as_mut() {
+            Some(checker) => match tokio::time::timeout(deadline, checker.run_cycle()).await {
+                Ok(report) => report,
+                Err(_) => down(
+                    &name,
+                    started,
+                    format!(
+                        "the check cycle did not finish within {deadline:?}; the server is not answering"
+                    ),
+                ),
+            },
+            None => down(
+                &name,
+                started,
+                "the target could not be set up; see the log".into(),
+            ),
+        };
+        log.record(&report);
+        let up = report.up;
+        shared.publish(report);
+        if up && !migration_status_known {
+            migration_status_known = refresh_migration_status(&config, &target, &shared).await;
+        }
+    }
+}
+
+fn down(name: &str, started: Instant, error: String) -> TargetReport {
+    TargetReport {
+        target: name.to_string(),
+        up: false,
+        error: Some(error),
+        finished_at: unix_now(),
+        duration_seconds: started.elapsed().as_secs_f64(),
+        checks: Vec::new(),
+    }
+}
+
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Export where a migration-flagged target stands; false to try again later.
+pub async fn refresh_migration_status(
+    config: &Config,
+    target: &TargetConfig,
+    shared: &Shared,
+) -> bool {
+    match crate::migrate::status(config, target).await {
+        Ok(status) => {
+            shared.update_migration(target.name.as_str(), |state| {
+                state.version = status.current_version;
+                state.pending = Some(status.pending.len());
+            });
+            true
+        }
+        Err(e) => {
+            tracing::debug!(target = %target.name, "migration status unavailable: {e}");
+            false
+        }
+    }
+}
+
+/// Logs a line when something changes (a target goes down or comes back, a
+/// check changes status), not on every cycle, so a long outage is one line.
+#[derive(Default)]
+struct ProblemLog {
+    up: Option<bool>,
+    statuses: BTreeMap<String, Status>,
+}
+
+impl ProblemLog {
+    fn record(&mut self, report: &TargetReport) {
+        let target = report.target.as_str();
+        match (self.up, report.up) {
+            (Some(true) | None, false) => tracing::warn!(
+                target,
+                "target down: {}",
+                report.error.as_deref().unwrap_or("unknown error")
+            ),
+            (Some(false), true) => tracing::info!(target, "target reachable again"),
+            _ => {}
+        }
+        self.up = Some(report.up);
+        for check in &report.checks {
+            let before = self.statuses.insert(check.check.clone(), check.status);
+            if before == Some(check.status) || (before.is_none() && check.status == Status::Ok) {
+                continue;
+            }
+            if check.status == Status::Ok {
+                tracing::info!(target, check = %check.check, "check ok again: {}", check.summary);
+            } else {
+                tracing::warn!(
+                    target,
+                    check = %check.check,
+                    status = check.status.as_str(),
+                    "{}",
+                    check.summary
+                );
+            }
+        }
+    }
+}

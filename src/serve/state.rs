@@ -1,0 +1,313 @@
+//! What the daemon knows, in memory: the last report of every target and
+//! the outcome of reloads and migration runs.
+//!
+//! Collectors write here once per cycle; HTTP handlers only read. A scrape
+//! therefore never touches a database, and ten scrapers cost the database
+//! what one does. The rendered `/metrics` body is cached and rebuilt only when
+//! something changed (a cycle finished, a reload, a migration run) or when it
+//! is older than a second (process metrics and extra sources move on their own).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use prometheus::core::Collector;
+
+use super::metrics::Families;
+use crate::report::{Measurement, Overall, Report, TargetReport};
+
+/// Extra per-target measurements from another part of the daemon (the backup
+/// scheduler, say). Register one with [`super::Daemon::add_source`]; it is
+/// asked at most once a second, from the scrape path, so it must answer from
+/// memory (no queries, no I/O) and quickly.
+///
+/// Each `(target, measurement)` is exported as
+/// `pgwarden_<measurement.metric>{target="…", <labels>}`, exactly like a
+/// check's measurements.
+pub trait MetricSource: Send + Sync {
+    fn measurements(&self) -> Vec<(String, Measurement)>;
+}
+
+/// How long a rendered body may be reused when nothing else changed.
+const MAX_BODY_AGE: Duration = Duration::from_secs(1);
+
+/// Where a migration-flagged target stands.
+#[derive(Clone, Debug, Default)]
+pub struct MigrationState {
+    pub version: Option<i64>,
+    pub pending: Option<usize>,
+    /// Outcome of the last SIGUSR1 run (None: no run yet).
+    pub last_run_success: Option<bool>,
+}
+
+pub struct Shared {
+    environment: RwLock<String>,
+    /// Targets in config order; `None` until its first cycle finishes.
+    reports: RwLock<Vec<(String, Option<TargetReport>)>>,
+    migrations: Mutex<BTreeMap<String, MigrationState>>,
+    sources: RwLock<Vec<Arc<dyn MetricSource>>>,
+    reload_ok: AtomicBool,
+    /// Bumped on every change, so the cached body knows it is stale.
+    generation: AtomicU64,
+    cache: Mutex<Option<Cached>>,
+    process: prometheus::process_collector::ProcessCollector,
+}
+
+struct Cached {
+    generation: u64,
+    at: Instant,
+    metrics: Bytes,
+}
+
+impl Shared {
+    pub fn new(environment: &str, targets: &[String]) -> Self {
+        Self {
+            environment: RwLock::new(environment.to_string()),
+            reports: RwLock::new(targets.iter().map(|t| (t.clone(), None)).collect()),
+            migrations: Mutex::new(BTreeMap::new()),
+            sources: RwLock::new(Vec::new()),
+            reload_ok: AtomicBool::new(true),
+            generation: AtomicU64::new(0),
+            cache: Mutex::new(None),
+            process: prometheus::process_collector::ProcessCollector::new(
+                std::process::id() as i32,
+                "pgwarden",
+            ),
+        }
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A collector finished a cycle.
+    pub fn publish(&self, report: TargetReport) {
+        let mut reports = write(&self.reports);
+        if let Some(slot) = reports.iter_mut().find(|(name, _)| *name == report.target) {
+            slot.1 = Some(report);
+        }
+        drop(reports);
+        self.changed();
+    }
+
+    /// A reload changed the target list: keep the last report of targets that stay.
+    pub fn set_targets(&self, environment: &str, targets: &[String]) {
+        let mut reports = write(&self.reports);
+        let mut old: BTreeMap<String, Option<TargetReport>> = reports.drain(..).collect();
+        *reports = targets
+            .iter()
+            .map(|t| (t.clone(), old.remove(t).flatten()))
+            .collect();
+        drop(reports);
+        *write(&self.environment) = environment.to_string();
+        lock(&self.migrations).retain(|name, _| targets.contains(name));
+        self.changed();
+    }
+
+    pub fn set_reload_ok(&self, ok: bool) {
+        self.reload_ok.store(ok, Ordering::Relaxed);
+        self.changed();
+    }
+
+    pub fn update_migration(&self, target: &str, update: impl FnOnce(&mut MigrationState)) {
+        update(
+            lock(&self.migrations)
+                .entry(target.to_string())
+                .or_default(),
+        );
+        self.changed();
+    }
+
+    pub fn migration(&self, target: &str) -> Option<MigrationState> {
+        lock(&self.migrations).get(target).cloned()
+    }
+
+    pub fn add_source(&self, source: Arc<dyn MetricSource>) {
+        write(&self.sources).push(source);
+        self.changed();
+    }
+
+    /// Targets whose first cycle has not finished yet.
+    pub fn waiting_for(&self) -> Vec<String> {
+        read(&self.reports)
+            .iter()
+            .filter(|(_, r)| r.is_none())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// The last completed reports, as one `Report` (what `/health` returns).
+    pub fn report(&self) -> Report {
+        let targets = read(&self.reports)
+            .iter()
+            .filter_map(|(_, r)| r.clone())
+            .collect();
+        Report::new(&read(&self.environment), targets)
+    }
+
+    /// `/health`: the report, and whether a load balancer should use us.
+    pub fn health(&self) -> (bool, Report) {
+        let report = self.report();
+        let healthy = report.overall != Overall::Unhealthy && self.waiting_for().is_empty();
+        (healthy, report)
+    }
+
+    /// The `/metrics` body, rebuilt only when stale.
+    pub fn metrics(&self) -> Bytes {
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut cache = lock(&self.cache);
+        if let Some(c) = cache.as_ref()
+            && c.generation == generation
+            && c.at.elapsed() < MAX_BODY_AGE
+        {
+            return c.metrics.clone();
+        }
+        let body = Bytes::from(self.render());
+        *cache = Some(Cached {
+            generation,
+            at: Instant::now(),
+            metrics: body.clone(),
+        });
+        body
+    }
+
+    fn render(&self) -> String {
+        let mut families = Families::default();
+        families.add(
+            None,
+            &Measurement::gauge("build_info", "pgwarden's version; always 1", 1.0)
+                .label("version", env!("CARGO_PKG_VERSION")),
+        );
+        families.add(
+            None,
+            &Measurement::gauge(
+                "config_last_reload_successful",
+                "0 after a rejected SIGHUP reload, 1 otherwise",
+                if self.reload_ok.load(Ordering::Relaxed) {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+        );
+        for (_, report) in read(&self.reports).iter() {
+            if let Some(report) = report {
+                families.add_target(report);
+            }
+        }
+        for (target, state) in lock(&self.migrations).iter() {
+            add_migration(&mut families, target, state);
+        }
+        for source in read(&self.sources).iter() {
+            for (target, m) in source.measurements() {
+                families.add(Some(&target), &m);
+            }
+        }
+        let mut out = String::with_capacity(8192);
+        families.render(&mut out);
+        let process = prometheus::TextEncoder::new()
+            .encode_to_string(&self.process.collect())
+            .unwrap_or_default();
+        out.push_str(&process);
+        out
+    }
+}
+
+fn add_migration(families: &mut Families, target: &str, state: &MigrationState) {
+    let target = Some(target);
+    if let Some(version) = state.version {
+        families.add(
+            target,
+            &Measurement::gauge(
+                "migration_version",
+                "latest applied migration version",
+                version as f64,
+            ),
+        );
+    }
+    if let Some(pending) = state.pending {
+        families.add(
+            target,
+            &Measurement::gauge(
+                "migrations_pending",
+                "migrations not yet applied",
+                pending as f64,
+            ),
+        );
+    }
+    if let Some(ok) = state.last_run_success {
+        families.add(
+            target,
+            &Measurement::gauge(
+                "migration_last_run_success",
+                "1 if the last SIGUSR1 migration run succeeded",
+                if ok { 1.0 } else { 0.0 },
+            ),
+        );
+    }
+}
+
+// A panicking writer must not take the exporter down with it: use the data anyway.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Backups;
+
+    impl MetricSource for Backups {
+        fn measurements(&self) -> Vec<(String, Measurement)> {
+            vec![(
+                "primary".into(),
+                Measurement::gauge("backup_running", "1 while a backup runs", 1.0),
+            )]
+        }
+    }
+
+    #[test]
+    fn a_metric_source_is_rendered_like_a_check_and_readiness_follows_reports() {
+        let shared = Shared::new("development", &["primary".into(), "replica".into()]);
+        shared.add_source(Arc::new(Backups));
+        let text = String::from_utf8(shared.metrics().to_vec()).unwrap();
+        assert!(
+            text.contains("# TYPE pgwarden_backup_running gauge\npgwarden_backup_running{target=\"primary\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pgwarden_process_resident_memory_bytes"),
+            "{text}"
+        );
+        assert_eq!(shared.waiting_for(), ["primary", "replica"]);
+        assert!(!shared.health().0, "healthy before any cycle");
+        for target in ["primary", "replica"] {
+            shared.publish(TargetReport {
+                target: target.into(),
+                up: true,
+                error: None,
+                finished_at: 1.0,
+                duration_seconds: 0.1,
+                checks: Vec::new(),
+            });
+        }
+        assert!(shared.waiting_for().is_empty());
+        assert!(shared.health().0);
+        // A publish makes the cached body stale at once.
+        let text = String::from_utf8(shared.metrics().to_vec()).unwrap();
+        assert!(text.contains("pgwarden_up{target=\"replica\"} 1"), "{text}");
+        shared.set_targets("production", &["replica".into()]);
+        let text = String::from_utf8(shared.metrics().to_vec()).unwrap();
+        assert!(!text.contains("pgwarden_up{target=\"primary\"}"), "{text}");
+        assert_eq!(shared.report().environment, "production");
+    }
+}
