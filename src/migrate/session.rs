@@ -71,9 +71,11 @@ impl Session {
                 return Ok(());
             }
             if !told {
+                // Awaited before the macro: its format arguments are not Send.
+                let holder = self.lock_holder().await;
                 tracing::info!(
                     target = %self.target,
-                    holder = %self.lock_holder().await,
+                    holder = %holder,
                     "another migration runner holds the lock; waiting for it to finish"
                 );
                 told = true;

@@ -1,8 +1,5 @@
-//! SIGUSR1 applies pending migrations (enable after issue 3 merges: move this
-//! file to tests/ — it uses tests/serve_support and tests/support).
-//!
-//! Assumes refinery file naming (`V<version>__<name>.sql`) in `migrations.dir`;
-//! adjust the file names if the engine settled on another scheme.
+//! SIGUSR1 applies pending migrations through the migration engine, once,
+//! and the outcome is exported.
 
 mod serve_support;
 mod support;
