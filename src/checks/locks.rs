@@ -29,7 +29,8 @@ fn sessions_sql(version_num: i64) -> String {
     format!(
         "WITH blocked AS ( \
            SELECT pid, pg_blocking_pids(pid) AS by FROM pg_stat_activity \
-           WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()) \
+           WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() \
+             AND datname = current_database()) \
          SELECT a.pid, coalesce(b.by, '{{}}')::int4[], \
            coalesce(extract(epoch FROM clock_timestamp() - {wait_start}), 0)::float8, \
            coalesce(a.usename::text, ''), coalesce(a.datname::text, ''), coalesce(a.state, ''), \

@@ -1,6 +1,8 @@
 //! long_queries: active queries and open transactions running longer than
 //! their thresholds, and sessions idle in a transaction (which hold locks and
-//! stop vacuum) longer than theirs. Metrics carry counts and the longest
+//! stop vacuum) longer than theirs. Only sessions of the target's database
+//! count: a target is a database, and another database on the same server
+//! is another target's business. Metrics carry counts and the longest
 //! duration; who, where and a truncated query text go to the details only.
 
 use futures::FutureExt;
@@ -31,7 +33,7 @@ const SESSIONS_SQL: &str = "SELECT pid, coalesce(usename::text, ''), coalesce(da
      left(query, 200) \
      FROM pg_stat_activity \
      WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
-       AND xact_start IS NOT NULL";
+       AND datname = current_database() AND xact_start IS NOT NULL";
 
 struct Session {
     pid: i32,
