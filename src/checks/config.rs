@@ -242,3 +242,26 @@ section!(
         min_blocks: u64 = 1000,
     }
 );
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::from_toml(text, std::path::Path::new("pgwarden.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn thresholds_are_read_and_bad_ones_named_with_their_line() {
+        let config = parse("[checks.cache_hit_ratio]\nwarning = 0.95\ncritical = 1\n").unwrap();
+        assert_eq!(config.checks.cache_hit_ratio.warning.get(), 0.95);
+        assert_eq!(config.checks.cache_hit_ratio.critical.get(), 1.0);
+        let err = parse("[checks.connection_pool]\n\nwarning = 1.5\n").unwrap_err();
+        assert!(
+            err.contains("line 3") && err.contains("ratio from 0 to 1"),
+            "{err}"
+        );
+        let err = parse("[checks.locks]\nwait_warnin = \"1s\"\n").unwrap_err();
+        assert!(err.contains("wait_warning"), "{err}");
+    }
+}

@@ -119,23 +119,13 @@ impl Check for TableIntegrity {
             let session = ctx.session().await?;
             let mut out = Outcome::new("");
             let listed = [
-                (
-                    no_pk_sql(n),
-                    NO_PK,
-                    NO_PK_HELP,
-                    "tables without a primary key",
-                ),
-                (
-                    not_valid_sql(n),
-                    NOT_VALID,
-                    NOT_VALID_HELP,
-                    "NOT VALID constraints",
-                ),
+                (no_pk_sql(n), NO_PK, NO_PK_HELP, "without primary key"),
+                (not_valid_sql(n), NOT_VALID, NOT_VALID_HELP, "NOT VALID"),
                 (
                     fk_without_index_sql(n),
                     FK_NO_INDEX,
                     FK_NO_INDEX_HELP,
-                    "foreign keys without an index",
+                    "unindexed foreign keys",
                 ),
             ];
             let mut headline = Vec::new();
@@ -152,7 +142,7 @@ impl Check for TableIntegrity {
             let oldest = wraparound(ctx.config, &xids, &mut out);
             dead_tuples(ctx.config, &dead, &mut out);
             out.set_headline(format!(
-                "{}, oldest xid at {:.1}% of wraparound",
+                "{}, xid wraparound {:.1}%",
                 headline.join(", "),
                 oldest * 100.0
             ));

@@ -95,11 +95,14 @@ fn details(check: &CheckResult) -> String {
             .iter()
             .map(|(k, v)| format!("{k}=\"{v}\""))
             .collect();
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", labels.join(","))
+        };
         text.push_str(&format!(
-            "           pgwarden_{}{{{}}} {}\n",
-            m.metric,
-            labels.join(","),
-            m.value
+            "           pgwarden_{}{labels} {}\n",
+            m.metric, m.value
         ));
     }
     if let serde_json::Value::Object(map) = &check.details {
