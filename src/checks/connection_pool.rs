@@ -51,7 +51,7 @@ impl Check for ConnectionPool {
         vec![SERVER_SQL.into(), LIMITS_SQL.into()]
     }
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>> {
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let mut out = pool(ctx);
             if let Err(e) = server(ctx, &mut out).await {

@@ -1,8 +1,7 @@
 //! connectivity: connect on a fresh connection (never a pooled one, so the
 //! latency includes the connect and a broken server is seen at once), run a
 //! probe query, and name the failure: refused, authentication failed, timed
-//! out... Every other check of the cycle learns from it whether the server
-//! is a standby.
+//! out... Its probe also decides whether the target counts as up.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -64,8 +63,8 @@ impl Check for Connectivity {
         vec!["SELECT current_setting('server_version'), pg_is_in_recovery()".into()]
     }
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>> {
-        async move { Ok(evaluate(ctx.server, ctx.config)) }.boxed()
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
+        async move { Ok(evaluate(&ctx.server.clone().await, ctx.config)) }.boxed()
     }
 }
 

@@ -51,7 +51,7 @@ impl Check for DiskUsage {
         vec![DATABASES_SQL.into(), tables_sql(config.top_n())]
     }
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>> {
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
             let databases = session.query(DATABASES_SQL).await?;

@@ -91,7 +91,7 @@ impl Check for Indexes {
         vec![invalid_sql(n), unused_sql(n), duplicates_sql(n)]
     }
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>> {
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let n = ctx.top_n();
             let session = ctx.session().await?;

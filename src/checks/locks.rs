@@ -41,6 +41,8 @@ fn sessions_sql(version_num: i64) -> String {
     )
 }
 
+const VERSION_SQL: &str = "SELECT current_setting('server_version_num')::int4";
+
 const DEADLOCKS_SQL: &str =
     "SELECT datname::text, deadlocks::float8 FROM pg_stat_database WHERE datname IS NOT NULL";
 
@@ -56,13 +58,18 @@ impl Check for Locks {
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
-        vec![sessions_sql(150000), DEADLOCKS_SQL.into()]
+        vec![
+            VERSION_SQL.into(),
+            sessions_sql(150000),
+            DEADLOCKS_SQL.into(),
+        ]
     }
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>> {
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
-            let sessions = session.query(&sessions_sql(ctx.server.version_num)).await?;
+            let version: i32 = session.query_one(VERSION_SQL).await?.get(0);
+            let sessions = session.query(&sessions_sql(version.into())).await?;
             let deadlocks = session.query(DEADLOCKS_SQL).await?;
             session.finish().await;
             let mut out = blocking(ctx.config, &sessions);

@@ -57,7 +57,7 @@ impl Check for LongQueries {
         vec![SESSIONS_SQL.into()]
     }
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>> {
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
             let rows = session.query(SESSIONS_SQL).await?;

@@ -4,12 +4,12 @@
 //!
 //! All of them sit behind the [`Check`] trait and are registered in
 //! [`registry`]; [`Checker`] runs one cycle of them against a target. A cycle
-//! first connects once on a fresh connection (the connectivity check, which
-//! also tells the others whether the server is a standby), then runs the
-//! other checks concurrently, each on its own pooled connection inside a
-//! read-only transaction with its own `statement_timeout`/`lock_timeout`
-//! ([`session`]), so one check stuck behind a lock reports `timed out`
-//! while the rest finish. A check keeps between cycles whatever its
+//! runs all checks concurrently: the connectivity check on a fresh
+//! connection (its probe also decides whether the target is up), every other
+//! check on its own pooled connection inside a read-only transaction with its
+//! own `statement_timeout`/`lock_timeout` ([`session`]), so one check stuck
+//! behind a lock reports `timed out` while the rest finish, and the cycle
+//! takes as long as its slowest check, not the sum. A check keeps between cycles whatever its
 //! "since the last cycle" numbers need (cache hit deltas, growth,
 //! deadlocks), which is why a [`Checker`] is long-lived in the daemon.
 
@@ -28,7 +28,8 @@ mod table_integrity;
 
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 
 pub use self::config::*;
 pub use self::connectivity::ServerInfo;
@@ -74,7 +75,7 @@ pub trait Check: Send {
     /// benchmark times them raw through psql for comparison).
     fn queries(&self, config: &ChecksConfig) -> Vec<String>;
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>>;
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>>;
 }
 
 /// What a check gets: the target, its thresholds, what the connect step learned.
@@ -84,7 +85,8 @@ pub struct Context<'a> {
     /// pgwarden's own pool as it was when the cycle began.
     pub pool_status: deadpool_postgres::Status,
     pub config: &'a ChecksConfig,
-    pub server: &'a ServerInfo,
+    /// The connect probe of this cycle, shared: only connectivity waits for it.
+    pub server: Shared<BoxFuture<'a, ServerInfo>>,
 }
 
 impl Context<'_> {
@@ -225,28 +227,26 @@ impl Checker {
             checks,
         } = self;
         let pool_status = target.pool.status();
-        let server = connectivity::probe(&target.config).await;
+        let server = connectivity::probe(&target.config).boxed().shared();
         let ctx = Context {
             target: &target.config,
             pool: &target.pool,
             pool_status,
             config,
-            server: &server,
+            server: server.clone(),
         };
         let selected = checks
             .iter_mut()
             .filter(|c| only.is_none_or(|name| name == c.name()));
-        let results = futures::future::join_all(selected.map(|check| {
-            let ctx = &ctx;
-            async move {
-                if server.reachable || check.name() == "connectivity" {
-                    run_one(check.as_mut(), ctx).await
-                } else {
-                    not_run(check.name())
-                }
+        let mut results =
+            futures::future::join_all(selected.map(|check| run_one(check.as_mut(), &ctx))).await;
+        let server = server.await;
+        if !server.reachable {
+            // Their own errors repeat the connect failure; say it once.
+            for result in results.iter_mut().filter(|r| r.check != "connectivity") {
+                *result = not_run(&result.check, result.duration_seconds);
             }
-        }))
-        .await;
+        }
         TargetReport {
             target: target.name().to_string(),
             up: server.reachable,
@@ -283,7 +283,10 @@ pub fn check_name(name: &str) -> Result<&'static str, String> {
 async fn run_one(check: &mut dyn Check, ctx: &Context<'_>) -> CheckResult {
     let started = Instant::now();
     let name = check.name();
-    let bound = ctx.config.timeout.get() + ctx.target.pool_timeout.get() + Duration::from_secs(1);
+    // Waiting for a connection (pool_timeout, plus another check's timeout
+    // when the pool is smaller than the cycle), then its own queries.
+    let timeout = ctx.config.timeout.get();
+    let bound = 2 * timeout + ctx.target.pool_timeout.get() + Duration::from_secs(1);
     let outcome = match tokio::time::timeout(bound, check.run(ctx)).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(message)) => failed(message),
@@ -299,8 +302,9 @@ fn failed(message: String) -> Outcome {
     outcome
 }
 
-fn not_run(name: &str) -> CheckResult {
-    failed("not run: the database is unreachable".into()).into_result(name, Duration::ZERO)
+fn not_run(name: &str, seconds: f64) -> CheckResult {
+    failed("not run: the database is unreachable".into())
+        .into_result(name, Duration::from_secs_f64(seconds))
 }
 
 /// Quote an identifier for SQL we build ourselves (schema of an extension).

@@ -48,7 +48,7 @@ impl Check for Performance {
             .collect()
     }
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>> {
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
             let started = Instant::now();

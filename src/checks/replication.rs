@@ -50,6 +50,8 @@ fn slots_sql() -> String {
         .into()
 }
 
+const RECOVERY_SQL: &str = "SELECT pg_is_in_recovery()";
+
 const STANDBY_SQL: &str = "SELECT \
      greatest(coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0), 0)::float8, \
      CASE WHEN pg_last_wal_receive_lsn() IS NULL \
@@ -67,13 +69,14 @@ impl Check for Replication {
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
-        vec![STANDBYS_SQL.into(), slots_sql()]
+        vec![RECOVERY_SQL.into(), STANDBYS_SQL.into(), slots_sql()]
     }
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>> {
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
-            let out = if ctx.server.in_recovery {
+            let in_recovery: bool = session.query_one(RECOVERY_SQL).await?.get(0);
+            let out = if in_recovery {
                 standby(&session, ctx).await?
             } else {
                 primary(&session, ctx).await?

@@ -26,8 +26,12 @@ impl Session {
         target: &TargetConfig,
         timeout: Duration,
     ) -> Result<Self, String> {
+        // A pool smaller than the number of checks makes some wait for
+        // another to finish, which may take up to that check's timeout.
+        let mut timeouts = pool.timeouts();
+        timeouts.wait = timeouts.wait.map(|wait| wait + timeout);
         let client = pool
-            .get()
+            .timeout_get(&timeouts)
             .await
             .map_err(|e| describe_pool_error(&e, target))?;
         let session = Self {

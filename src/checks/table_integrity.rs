@@ -113,7 +113,7 @@ impl Check for TableIntegrity {
         ]
     }
 
-    fn run<'a>(&'a mut self, ctx: &'a Context<'a>) -> BoxFuture<'a, Result<Outcome, String>> {
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let n = ctx.top_n();
             let session = ctx.session().await?;
