@@ -97,6 +97,19 @@ async fn a_fresh_database_is_healthy_on_every_check() {
         metric(check(&report, "performance"), "statements_available"),
         0.0
     );
+    // The README's metric table is the contract with the daemon and dashboards.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for c in &report.checks {
+        for m in &c.measurements {
+            let row = format!("| `pgwarden_{}` |", m.metric);
+            assert!(
+                readme.contains(&row),
+                "{} is not in the README's metric table",
+                m.metric
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
