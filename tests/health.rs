@@ -611,3 +611,37 @@ async fn an_unreachable_target_reports_connectivity_critical_and_the_rest_not_ru
     assert_eq!(check(&report, "locks").status, Status::Error);
     assert_eq!(report.checks.len(), 10);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_number_of_series_does_not_grow_with_the_number_of_tables() {
+    let url = new_db();
+    let series = |report: &TargetReport| -> usize {
+        report.checks.iter().map(|c| c.measurements.len()).sum()
+    };
+    psql(
+        &url,
+        "DO $$ BEGIN FOR i IN 1..3 LOOP \
+         EXECUTE format('CREATE TABLE few_%s (id int PRIMARY KEY, v int)', i); END LOOP; END $$",
+    );
+    // A new checker each time: a second cycle adds the interval series.
+    let few = series(&checker(&url, "[checks]\ntop_n = 3\n").run_cycle().await);
+    psql(
+        &url,
+        "DO $$ BEGIN FOR i IN 1..200 LOOP \
+         EXECUTE format('CREATE TABLE many_%s (id int, v int REFERENCES few_1)', i); \
+         EXECUTE format('CREATE INDEX ON many_%s (id)', i); END LOOP; END $$",
+    );
+    let report = checker(&url, "[checks]\ntop_n = 3\n").run_cycle().await;
+    assert_eq!(series(&report), few, "{report:#?}");
+    let integrity = check(&report, "table_integrity");
+    assert_eq!(metric(integrity, "tables_without_primary_key"), 200.0);
+    assert_eq!(metric(integrity, "foreign_keys_without_index"), 200.0);
+    assert_eq!(
+        integrity.details["tables_without_primary_key"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "offenders are cut to top_n"
+    );
+}

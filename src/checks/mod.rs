@@ -326,6 +326,12 @@ mod tests {
         assert_eq!(names, CHECK_NAMES);
     }
 
+    /// The daemon spawns cycles on tokio: the future must be `Send`.
+    #[allow(dead_code)]
+    fn a_cycle_can_be_spawned(checker: &'static mut Checker) {
+        tokio::spawn(checker.run_cycle());
+    }
+
     #[test]
     fn an_unknown_check_name_suggests_the_closest() {
         let err = check_name("lock").unwrap_err();
