@@ -645,3 +645,34 @@ async fn the_number_of_series_does_not_grow_with_the_number_of_tables() {
         "offenders are cut to top_n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_catalog_times_out_the_check_reading_it_while_the_other_nine_complete() {
+    let url = new_db();
+    let mut checker = checker(&url, "[checks]\ntimeout = \"1s\"\n");
+    let holder = session(&url).await;
+    // pg_sequence is read by table_integrity (through pg_sequences) and by no
+    // other check, nor by connecting.
+    holder
+        .batch_execute("BEGIN; LOCK TABLE pg_catalog.pg_sequence IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let report = checker.run_cycle().await;
+    let integrity = check(&report, "table_integrity");
+    assert_eq!(integrity.status, Status::Error, "{integrity:#?}");
+    assert!(
+        integrity.summary.contains("timed out"),
+        "{}",
+        integrity.summary
+    );
+    for c in report
+        .checks
+        .iter()
+        .filter(|c| c.check != "table_integrity")
+    {
+        assert_ne!(c.status, Status::Error, "{c:#?}");
+    }
+    holder.batch_execute("COMMIT").await.unwrap();
+    let report = checker.run_cycle().await;
+    assert_ne!(check(&report, "table_integrity").status, Status::Error);
+}
