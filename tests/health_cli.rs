@@ -11,7 +11,7 @@ const RELAXED: &str = "[checks.connectivity]\nlatency_warning = \"1m\"\nlatency_
 
 fn health(dir: &std::path::Path, url: &str, args: &[&str]) -> (Option<i32>, String, String) {
     let config = format!(
-        "{RELAXED}\n[[targets]]\nname = \"main\"\nurl = \"{url}\"\nconnect_timeout = \"2s\"\n"
+        "{RELAXED}\n[[targets]]\nname = \"main\"\nurl = \"{url}\"\n"
     );
     let path = write_file(dir, "pgwarden.toml", &config);
     let out = pgwarden(dir)

@@ -15,7 +15,7 @@ use support::*;
 
 fn checker(url: &DbUrl, extra: &str, target_extra: &str) -> Checker {
     let text = format!(
-        "{extra}\n[[targets]]\nname = \"db\"\nurl = \"{}\"\nconnect_timeout = \"2s\"\n{target_extra}\n",
+        "{extra}\n[[targets]]\nname = \"db\"\nurl = \"{}\"\n{target_extra}\n",
         url.expose()
     );
     let config = Config::from_toml(&text, std::path::Path::new("test.toml"))
