@@ -5,7 +5,8 @@
 //! same run:
 //! - the time of a full check cycle (warm pool, best of 5) beside the time of
 //!   the same catalog queries sent raw through one `psql` call (best of 5);
-//! - the number of metric series (measurements) beside an empty database's.
+//! - the number of metric series (measurements) beside an empty database's
+//!   and beside a database of exactly `top_n` tables.
 //!
 //! Goals (issue 4): cycle ≤ 1.5× the raw queries; series ≤ 1.1× the empty
 //! database's. Run: `cargo run --release --example health_bench [TABLES]`.
@@ -28,7 +29,10 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let cluster = Cluster::start().unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"));
     let empty = cluster.create_database().expect("create database");
+    let few = cluster.create_database().expect("create database");
     let big = cluster.create_database().expect("create database");
+    let config = ChecksConfig::default();
+    build_schema(&cluster, &few.database(), config.top_n());
     let started = Instant::now();
     build_schema(&cluster, &big.database(), tables);
     println!(
@@ -36,8 +40,8 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let config = ChecksConfig::default();
     let (empty_series, _) = runtime.block_on(cycle(&empty, &config));
+    let (few_series, _) = runtime.block_on(cycle(&few, &config));
     let (big_series, cycle_time) = runtime.block_on(cycle(&big, &config));
     let raw_time = raw_queries(&cluster, &big.database(), &config);
 
@@ -60,6 +64,11 @@ fn main() {
     println!(
         "metric series: {big_series} with {tables} tables, {empty_series} on an empty database: {:.2}x (goal <= 1.1x)",
         big_series as f64 / empty_series as f64
+    );
+    println!(
+        "metric series: {few_series} with top_n = {} tables: {:.2}x of that",
+        config.top_n(),
+        big_series as f64 / few_series as f64
     );
 }
 

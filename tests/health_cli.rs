@@ -10,9 +10,7 @@ const RELAXED: &str = "[checks.connectivity]\nlatency_warning = \"1m\"\nlatency_
      [checks.performance]\nprobe_warning = \"1m\"\nprobe_critical = \"2m\"\n";
 
 fn health(dir: &std::path::Path, url: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let config = format!(
-        "{RELAXED}\n[[targets]]\nname = \"main\"\nurl = \"{url}\"\n"
-    );
+    let config = format!("{RELAXED}\n[[targets]]\nname = \"main\"\nurl = \"{url}\"\n");
     let path = write_file(dir, "pgwarden.toml", &config);
     let out = pgwarden(dir)
         .args(["--config", path.to_str().unwrap(), "health"])
