@@ -146,7 +146,7 @@ async fn idle_in_transaction_flips_long_queries_and_recovers_on_commit() {
     let url = new_db();
     let mut checker = checker(
         &url,
-        "[checks.long_queries]\nidle_in_transaction_warning = \"1s\"\n",
+        "[checks.long_queries]\nidle_in_transaction_warning = \"1s\"\ntransaction_warning = \"1s\"\n",
     );
     let idler = session(&url).await;
     idler.batch_execute("BEGIN; SELECT 1").await.unwrap();
@@ -154,6 +154,8 @@ async fn idle_in_transaction_flips_long_queries_and_recovers_on_commit() {
     let result = one(&mut checker, "long_queries").await;
     assert_eq!(result.status, Status::Warning, "{result:#?}");
     assert_eq!(metric(&result, "idle_in_transaction_sessions"), 1.0);
+    assert_eq!(metric(&result, "long_transactions"), 1.0);
+    assert!(metric(&result, "idle_in_transaction_max_seconds") >= 1.0);
     idler.batch_execute("COMMIT").await.unwrap();
     let result = one(&mut checker, "long_queries").await;
     assert_eq!(result.status, Status::Ok, "{result:#?}");
@@ -675,4 +677,22 @@ async fn a_locked_catalog_times_out_the_check_reading_it_while_the_other_nine_co
     holder.batch_execute("COMMIT").await.unwrap();
     let report = checker.run_cycle().await;
     assert_ne!(check(&report, "table_integrity").status, Status::Error);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_is_named_authentication_failed() {
+    let url = shared()
+        .url_for(&new_db().database())
+        .with_password("not-the-password")
+        .unwrap();
+    let report = checker(&url, "").run_cycle().await;
+    assert!(!report.up);
+    let connectivity = check(&report, "connectivity");
+    assert_eq!(connectivity.status, Status::Critical);
+    assert!(
+        connectivity.summary.contains("authentication failed"),
+        "{}",
+        connectivity.summary
+    );
+    assert!(!format!("{report:?}").contains("not-the-password"));
 }

@@ -248,3 +248,33 @@ async fn pg_stat_statements_gives_the_top_statements_by_rank_never_by_text() {
     let note = result.details["pg_stat_statements"].to_string();
     assert!(note.contains("shared_preload_libraries"), "{note}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inactive_replication_slot_warns_with_the_wal_it_retains() {
+    let cluster = own_cluster(&ClusterOptions::default());
+    let mut checker = checker(&cluster.url(), "", "");
+    assert_eq!(one(&mut checker, "replication").await.status, Status::Ok);
+    cluster
+        .psql(
+            "postgres",
+            "SELECT pg_create_physical_replication_slot('forgotten', true); \
+             CREATE TABLE filler AS SELECT generate_series(1, 50000) AS n",
+        )
+        .unwrap();
+    let result = one(&mut checker, "replication").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert_eq!(metric(&result, "replication_slots_inactive"), 1.0);
+    let retained = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "replication_slot_retained_bytes")
+        .expect("retained WAL of the slot");
+    assert_eq!(retained.labels, vec![("slot".into(), "forgotten".into())]);
+    assert!(retained.value > 0.0, "{retained:?}");
+    cluster
+        .psql("postgres", "SELECT pg_drop_replication_slot('forgotten')")
+        .unwrap();
+    let result = one(&mut checker, "replication").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(metric(&result, "replication_slots_inactive"), 0.0);
+}
