@@ -37,8 +37,10 @@ const STATES: [&str; 6] = [
 const SERVER_SQL: &str = "SELECT coalesce(replace(replace(replace(state, ' (aborted)', '_aborted'), \
      ' ', '_'), '(', ''), 'unknown'), count(*)::int8 \
      FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1";
+/// `reserved_connections` exists from PostgreSQL 16 (NULL before).
 const LIMITS_SQL: &str = "SELECT current_setting('max_connections')::int8, \
-     current_setting('superuser_reserved_connections')::int8";
+     current_setting('superuser_reserved_connections')::int8 \
+       + coalesce(current_setting('reserved_connections', true)::int8, 0)";
 
 pub struct ConnectionPool;
 

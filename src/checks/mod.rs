@@ -242,8 +242,12 @@ impl Checker {
             futures::future::join_all(selected.map(|check| run_one(check.as_mut(), &ctx))).await;
         let server = server.await;
         if !server.reachable {
-            // Their own errors repeat the connect failure; say it once.
-            for result in results.iter_mut().filter(|r| r.check != "connectivity") {
+            // Their own errors repeat the connect failure; say it once. A
+            // check that got a pooled connection anyway (a server refusing
+            // only new connections) keeps its result.
+            let failed =
+                |r: &&mut CheckResult| r.check != "connectivity" && r.status == Status::Error;
+            for result in results.iter_mut().filter(failed) {
                 *result = not_run(&result.check, result.duration_seconds);
             }
         }
