@@ -4,7 +4,9 @@
 //! by "the hit ratio now": the since-reset figure of a database that has run
 //! for months barely moves when the cache stops working. Status comes from
 //! the interval once there is one, and only for databases that did at least
-//! `min_blocks` block accesses in it — a ratio over a handful is noise.
+//! `min_blocks` block accesses in it — a ratio over a handful is noise — and
+//! only for the target's own database: every database's ratio is exported,
+//! but another database on the same server is another target's verdict.
 
 use std::collections::HashMap;
 
@@ -19,8 +21,16 @@ const RATIO_HELP: &str = "Buffer cache hit ratio over the last interval, 0-1.";
 const SINCE_RESET: &str = "cache_hit_ratio_since_reset";
 const SINCE_RESET_HELP: &str = "Buffer cache hit ratio since stats reset, 0-1.";
 
-const SQL: &str = "SELECT datname::text, blks_hit::float8, blks_read::float8 \
-     FROM pg_stat_database WHERE datname IS NOT NULL ORDER BY datname";
+const SQL: &str = "SELECT datname::text, blks_hit::float8, blks_read::float8, \
+     datname = current_database() FROM pg_stat_database WHERE datname IS NOT NULL ORDER BY datname";
+
+/// One row of pg_stat_database; `target` marks the target's own database.
+struct Counters {
+    database: String,
+    hits: f64,
+    reads: f64,
+    target: bool,
+}
 
 /// (hits, reads) per database at the previous cycle.
 #[derive(Default)]
@@ -42,9 +52,14 @@ impl Check for CacheHitRatio {
             let session = ctx.session().await?;
             let rows = session.query(SQL).await?;
             session.finish().await;
-            let counters: Vec<(String, f64, f64)> = rows
+            let counters: Vec<Counters> = rows
                 .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .map(|r| Counters {
+                    database: r.get(0),
+                    hits: r.get(1),
+                    reads: r.get(2),
+                    target: r.get(3),
+                })
                 .collect();
             Ok(self.evaluate(ctx.config, &counters))
         }
@@ -58,13 +73,19 @@ fn ratio(hits: f64, reads: f64) -> Option<f64> {
 }
 
 impl CacheHitRatio {
-    fn evaluate(&mut self, config: &ChecksConfig, counters: &[(String, f64, f64)]) -> Outcome {
+    fn evaluate(&mut self, config: &ChecksConfig, counters: &[Counters]) -> Outcome {
         let limits = &config.cache_hit_ratio;
         let min_blocks = limits.min_blocks as f64;
         let mut out = Outcome::new("");
         let mut lowest: Option<(f64, &str)> = None;
         let mut listed = Vec::new();
-        for (database, hits, reads) in counters {
+        for Counters {
+            database,
+            hits,
+            reads,
+            target,
+        } in counters
+        {
             let since_reset = ratio(*hits, *reads);
             if let Some(r) = since_reset {
                 out.gauge(SINCE_RESET, SINCE_RESET_HELP, r)
@@ -87,7 +108,7 @@ impl CacheHitRatio {
                 (Some(_), None) => (None, 0.0),
                 (None, _) => (since_reset, hits + reads),
             };
-            if let Some(r) = judged.filter(|_| accesses >= min_blocks) {
+            if let Some(r) = judged.filter(|_| *target && accesses >= min_blocks) {
                 out.flag(
                     below(r, limits.warning.get(), limits.critical.get()),
                     format!("database {database} hit ratio {r:.3}"),
@@ -107,7 +128,7 @@ impl CacheHitRatio {
         self.previous = Some(
             counters
                 .iter()
-                .map(|(d, h, r)| (d.clone(), (*h, *r)))
+                .map(|c| (c.database.clone(), (c.hits, c.reads)))
                 .collect(),
         );
         out
