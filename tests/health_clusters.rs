@@ -47,6 +47,18 @@ fn wait(cluster: &Cluster, sql: &str, expected: &str) {
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log()));
 }
 
+/// The README's monitoring role.
+const MONITOR_ROLE: &str =
+    "CREATE ROLE pgwarden_monitor LOGIN PASSWORD 'mon-pw' IN ROLE pg_monitor";
+
+fn monitor(cluster: &Cluster) -> DbUrl {
+    DbUrl::parse(&format!(
+        "postgres://pgwarden_monitor:mon-pw@127.0.0.1:{}/postgres",
+        cluster.port()
+    ))
+    .unwrap()
+}
+
 const CAUGHT_UP: &str = "SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()";
 const PRIMARY_CAUGHT_UP: &str =
     "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn = pg_current_wal_lsn()";
@@ -54,6 +66,7 @@ const PRIMARY_CAUGHT_UP: &str =
 #[tokio::test(flavor = "multi_thread")]
 async fn replication_lag_zero_when_idle_flips_when_replay_pauses_and_recovers() {
     let primary = own_cluster(&ClusterOptions::default());
+    primary.psql("postgres", MONITOR_ROLE).unwrap();
     let replica = primary.start_replica().unwrap();
     primary
         .psql(
@@ -66,8 +79,9 @@ async fn replication_lag_zero_when_idle_flips_when_replay_pauses_and_recovers() 
     // Thresholds: any byte of lag warns; seconds never do, so the idle case
     // below proves seconds are 0 and not "time since the last transaction".
     let limits = "[checks.replication]\nlag_bytes_warning = 1\nlag_warning = \"1s\"\nlag_critical = \"1h\"\n";
-    let mut on_primary = checker(&primary.url(), limits, "expected_replicas = 1");
-    let mut on_replica = checker(&replica.url(), limits, "");
+    // As the least-privilege role, on both sides.
+    let mut on_primary = checker(&monitor(&primary), limits, "expected_replicas = 1");
+    let mut on_replica = checker(&monitor(&replica), limits, "");
 
     // Idle primary, caught-up replica: zero lag even though the last replayed
     // transaction is now seconds old.
@@ -217,7 +231,10 @@ async fn pg_stat_statements_gives_the_top_statements_by_rank_never_by_text() {
             "CREATE EXTENSION pg_stat_statements; SELECT pg_sleep(0.2); SELECT 42 AS answer",
         )
         .unwrap();
-    let mut with_statements = checker(&url, "[checks]\ntop_n = 3\n", "");
+    cluster.psql(&db, MONITOR_ROLE).unwrap();
+    // As pg_monitor: it sees every role's statements.
+    let as_monitor = monitor(&cluster).with_database(&db);
+    let mut with_statements = checker(&as_monitor, "[checks]\ntop_n = 3\n", "");
     let result = one(&mut with_statements, "performance").await;
     assert_ne!(result.status, Status::Error, "{result:#?}");
     assert_eq!(metric(&result, "statements_available"), 1.0);
