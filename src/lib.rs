@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod dburl;
 pub mod error;
+pub mod health;
 pub mod migrate;
 pub mod pool;
 pub mod report;

@@ -1,0 +1,118 @@
+//! connectivity: connect on a fresh connection (never a pooled one, so the
+//! latency includes the connect and a broken server is seen at once), run a
+//! probe query, and name the failure: refused, authentication failed, timed
+//! out... Its probe also decides whether the target counts as up.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::{Check, ChecksConfig, Context, Outcome, at_least};
+use crate::config::TargetConfig;
+use crate::report::Status;
+
+const LATENCY: &str = "connect_latency_seconds";
+const LATENCY_HELP: &str = "Connect + round trip of the connectivity check.";
+const IN_RECOVERY: &str = "in_recovery";
+const IN_RECOVERY_HELP: &str = "1 on a standby.";
+const VERSION_NUM: &str = "server_version_num";
+const VERSION_NUM_HELP: &str = "server_version_num, e.g. 150018.";
+
+/// What the connect step learned.
+#[derive(Clone, Debug, Default)]
+pub struct ServerInfo {
+    pub reachable: bool,
+    /// "reachable: PostgreSQL 15.8, primary" or why not.
+    pub message: String,
+    pub latency_seconds: f64,
+    pub version: String,
+    pub version_num: i64,
+    pub in_recovery: bool,
+}
+
+pub async fn probe(target: &TargetConfig) -> ServerInfo {
+    let r = crate::pool::probe(target).await;
+    let version = r.server_version.unwrap_or_default();
+    ServerInfo {
+        reachable: r.reachable,
+        message: r.message,
+        latency_seconds: r.latency_seconds,
+        version_num: version_num(&version),
+        version,
+        in_recovery: r.in_recovery.unwrap_or(false),
+    }
+}
+
+/// `"15.8 (Debian 15.8-1)"` → 150008 (the `server_version_num` scheme since 10).
+fn version_num(version: &str) -> i64 {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<i64>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    major * 10_000 + minor
+}
+
+pub struct Connectivity;
+
+impl Check for Connectivity {
+    fn name(&self) -> &'static str {
+        "connectivity"
+    }
+
+    fn queries(&self, _: &ChecksConfig) -> Vec<String> {
+        vec!["SELECT current_setting('server_version'), pg_is_in_recovery()".into()]
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
+        async move { Ok(evaluate(&ctx.server.clone().await, ctx.config)) }.boxed()
+    }
+}
+
+fn evaluate(server: &ServerInfo, config: &ChecksConfig) -> Outcome {
+    let mut out = Outcome::new(format!("{:.0} ms", server.latency_seconds * 1000.0));
+    out.gauge(LATENCY, LATENCY_HELP, server.latency_seconds);
+    if !server.reachable {
+        out.set_headline("unreachable");
+        out.flag(Status::Critical, server.message.clone());
+        return out;
+    }
+    out.gauge(
+        IN_RECOVERY,
+        IN_RECOVERY_HELP,
+        f64::from(server.in_recovery as u8),
+    );
+    out.gauge(VERSION_NUM, VERSION_NUM_HELP, server.version_num as f64);
+    let role = if server.in_recovery {
+        "standby"
+    } else {
+        "primary"
+    };
+    out.set_headline(format!(
+        "{:.0} ms, PostgreSQL {}, {role}",
+        server.latency_seconds * 1000.0,
+        server.version.split_whitespace().next().unwrap_or("?")
+    ));
+    let limits = &config.connectivity;
+    out.flag(
+        at_least(
+            server.latency_seconds,
+            limits.latency_warning.get().as_secs_f64(),
+            limits.latency_critical.get().as_secs_f64(),
+        ),
+        format!(
+            "latency over {} / {}",
+            limits.latency_warning, limits.latency_critical
+        ),
+    );
+    out.detail("version", &server.version);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_numbers_follow_server_version_num() {
+        assert_eq!(super::version_num("15.8 (Debian 15.8-1.pgdg120+1)"), 150008);
+        assert_eq!(super::version_num("16.2"), 160002);
+    }
+}

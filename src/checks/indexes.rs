@@ -1,0 +1,171 @@
+//! indexes: invalid indexes (`indisvalid = false`, e.g. left by a failed
+//! CREATE INDEX CONCURRENTLY: written on every insert, never used), unused
+//! indexes (never scanned since stats reset; primary keys, unique indexes
+//! and indexes behind constraints excluded, since they enforce something),
+//! and duplicates (same table, columns, opclasses, expressions, predicate).
+//!
+//! Sizes come from `pg_class.relpages` (as of the last VACUUM, ANALYZE or
+//! CREATE INDEX): opening 10,000 indexes for their exact size would cost
+//! more than the whole rest of the cycle.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::json;
+use tokio_postgres::Row;
+
+use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS};
+use crate::report::Status;
+
+const INVALID: &str = "indexes_invalid";
+const INVALID_HELP: &str = "Indexes with indisvalid = false.";
+const UNUSED: &str = "indexes_unused";
+const UNUSED_HELP: &str = "Non-unique, non-constraint indexes never scanned since stats reset.";
+const UNUSED_BYTES: &str = "indexes_unused_bytes";
+const UNUSED_BYTES_HELP: &str = "Total size of the unused indexes.";
+const DUPLICATE: &str = "indexes_duplicate";
+const DUPLICATE_HELP: &str = "Indexes duplicating another index of the same table.";
+
+/// Columns: total count, total bytes, name, bytes (top-N by size).
+fn invalid_sql(top_n: usize) -> String {
+    format!(
+        "SELECT count(*) OVER ()::int8, \
+           (sum(c.relpages::int8) OVER () * current_setting('block_size')::int8)::float8, \
+           n.nspname || '.' || c.relname, \
+           (c.relpages::int8 * current_setting('block_size')::int8)::float8 \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE NOT i.indisvalid AND {USER_SCHEMAS} ORDER BY c.relpages DESC, 3 LIMIT {top_n}"
+    )
+}
+
+fn unused_sql(top_n: usize) -> String {
+    format!(
+        "SELECT count(*) OVER ()::int8, \
+           (sum(c.relpages::int8) OVER () * current_setting('block_size')::int8)::float8, \
+           s.schemaname || '.' || s.indexrelname, \
+           (c.relpages::int8 * current_setting('block_size')::int8)::float8 \
+         FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid \
+         JOIN pg_class c ON c.oid = s.indexrelid \
+         WHERE s.idx_scan = 0 AND i.indisvalid AND NOT i.indisunique AND NOT i.indisprimary \
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = s.indexrelid) \
+         ORDER BY c.relpages DESC, 3 LIMIT {top_n}"
+    )
+}
+
+/// One row per set of identical indexes; the count column is how many are redundant.
+fn duplicates_sql(top_n: usize) -> String {
+    format!(
+        "SELECT sum(count(*) - 1) OVER ()::int8, 0::float8, \
+           string_agg(n.nspname || '.' || c.relname, ' = ' ORDER BY c.relname), 0::float8 \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMAS} \
+         GROUP BY i.indrelid, i.indkey::text, i.indclass::text, i.indcollation::text, \
+           coalesce(i.indexprs::text, ''), coalesce(i.indpred::text, '') \
+         HAVING count(*) > 1 ORDER BY 3 LIMIT {top_n}"
+    )
+}
+
+struct Listed {
+    count: i64,
+    bytes: f64,
+    names: Vec<(String, f64)>,
+}
+
+fn listed(rows: &[Row]) -> Listed {
+    Listed {
+        count: rows.first().map_or(0, |r| r.get(0)),
+        bytes: rows.first().map_or(0.0, |r| r.get(1)),
+        names: rows.iter().map(|r| (r.get(2), r.get(3))).collect(),
+    }
+}
+
+pub struct Indexes;
+
+impl Check for Indexes {
+    fn name(&self) -> &'static str {
+        "indexes"
+    }
+
+    fn queries(&self, config: &ChecksConfig) -> Vec<String> {
+        let n = config.top_n();
+        vec![invalid_sql(n), unused_sql(n), duplicates_sql(n)]
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
+        async move {
+            let n = ctx.top_n();
+            let session = ctx.session().await?;
+            let invalid = listed(&session.query(&invalid_sql(n)).await?);
+            let unused = listed(&session.query(&unused_sql(n)).await?);
+            let duplicates = listed(&session.query(&duplicates_sql(n)).await?);
+            session.finish().await;
+            Ok(evaluate(ctx.config, &invalid, &unused, &duplicates))
+        }
+        .boxed()
+    }
+}
+
+fn names(list: &Listed) -> String {
+    list.names
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn evaluate(
+    config: &ChecksConfig,
+    invalid: &Listed,
+    unused: &Listed,
+    duplicates: &Listed,
+) -> Outcome {
+    let mut out = Outcome::new(format!(
+        "{} invalid, {} unused ({}), {} duplicate",
+        invalid.count,
+        unused.count,
+        super::disk_usage::human_bytes(unused.bytes),
+        duplicates.count
+    ));
+    out.gauge(INVALID, INVALID_HELP, invalid.count as f64);
+    out.gauge(UNUSED, UNUSED_HELP, unused.count as f64);
+    out.gauge(UNUSED_BYTES, UNUSED_BYTES_HELP, unused.bytes);
+    out.gauge(DUPLICATE, DUPLICATE_HELP, duplicates.count as f64);
+    if invalid.count > 0 {
+        out.flag(
+            Status::Warning,
+            format!("invalid: {}; drop and recreate them", names(invalid)),
+        );
+    }
+    let min = config.indexes.unused_min_bytes as f64;
+    let big_unused: Vec<&str> = unused
+        .names
+        .iter()
+        .filter(|(_, bytes)| *bytes >= min)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !big_unused.is_empty() {
+        out.flag(
+            Status::Warning,
+            format!("never scanned: {}", big_unused.join(", ")),
+        );
+    }
+    if duplicates.count > 0 {
+        out.flag(
+            Status::Warning,
+            format!("duplicates: {}", names(duplicates)),
+        );
+    }
+    let detail = |l: &Listed| {
+        l.names
+            .iter()
+            .map(|(n, b)| json!({"index": n, "bytes": b}))
+            .collect::<Vec<_>>()
+    };
+    out.detail("invalid", detail(invalid));
+    out.detail("unused", detail(unused));
+    out.detail(
+        "duplicates",
+        duplicates.names.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+    );
+    out
+}

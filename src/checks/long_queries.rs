@@ -1,0 +1,204 @@
+//! long_queries: active queries and open transactions running longer than
+//! their thresholds, and sessions idle in a transaction (which hold locks and
+//! stop vacuum) longer than theirs. Only sessions of the target's database
+//! count: a target is a database, and another database on the same server
+//! is another target's business. Metrics carry counts and the longest
+//! duration; who, where and a truncated query text go to the details only.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::{Check, ChecksConfig, Context, Outcome, at_least};
+use crate::config::Duration;
+
+const LONG_QUERIES: &str = "long_queries";
+const LONG_QUERIES_HELP: &str = "Active queries running longer than query_warning.";
+const LONG_QUERY_MAX: &str = "long_query_max_seconds";
+const LONG_QUERY_MAX_HELP: &str = "The longest running active query.";
+const LONG_TRANSACTIONS: &str = "long_transactions";
+const LONG_TRANSACTIONS_HELP: &str = "Transactions open longer than transaction_warning.";
+const IDLE_IN_TX: &str = "idle_in_transaction_sessions";
+const IDLE_IN_TX_HELP: &str =
+    "Sessions idle in a transaction longer than idle_in_transaction_warning.";
+const IDLE_IN_TX_MAX: &str = "idle_in_transaction_max_seconds";
+const IDLE_IN_TX_MAX_HELP: &str = "The longest idle-in-transaction session.";
+
+/// Client sessions inside a transaction; bounded by max_connections.
+const SESSIONS_SQL: &str = "SELECT pid, coalesce(usename::text, ''), coalesce(datname::text, ''), \
+     coalesce(state, ''), \
+     coalesce(extract(epoch FROM clock_timestamp() - query_start), 0)::float8, \
+     coalesce(extract(epoch FROM clock_timestamp() - xact_start), 0)::float8, \
+     coalesce(extract(epoch FROM clock_timestamp() - state_change), 0)::float8, \
+     left(query, 200) \
+     FROM pg_stat_activity \
+     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
+       AND datname = current_database() AND xact_start IS NOT NULL";
+
+struct Session {
+    pid: i32,
+    user: String,
+    database: String,
+    state: String,
+    query_seconds: f64,
+    xact_seconds: f64,
+    state_seconds: f64,
+    query: String,
+}
+
+pub struct LongQueries;
+
+impl Check for LongQueries {
+    fn name(&self) -> &'static str {
+        "long_queries"
+    }
+
+    fn queries(&self, _: &ChecksConfig) -> Vec<String> {
+        vec![SESSIONS_SQL.into()]
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
+        async move {
+            let session = ctx.session().await?;
+            let rows = session.query(SESSIONS_SQL).await?;
+            session.finish().await;
+            let sessions: Vec<Session> = rows
+                .iter()
+                .map(|r| Session {
+                    pid: r.get(0),
+                    user: r.get(1),
+                    database: r.get(2),
+                    state: r.get(3),
+                    query_seconds: r.get(4),
+                    xact_seconds: r.get(5),
+                    state_seconds: r.get(6),
+                    query: r.get(7),
+                })
+                .collect();
+            Ok(evaluate(ctx.config, &sessions))
+        }
+        .boxed()
+    }
+}
+
+/// Sessions at or over `warning` by `seconds`, longest first.
+struct Over<'s> {
+    sessions: Vec<&'s Session>,
+    longest: f64,
+}
+
+fn over<'s>(
+    all: &'s [Session],
+    keep: impl Fn(&Session) -> bool,
+    seconds: impl Fn(&Session) -> f64,
+    warning: Duration,
+) -> Over<'s> {
+    let candidates: Vec<&Session> = all.iter().filter(|s| keep(s)).collect();
+    let longest = candidates.iter().map(|s| seconds(s)).fold(0.0, f64::max);
+    let mut sessions: Vec<&Session> = candidates
+        .into_iter()
+        .filter(|s| seconds(s) >= warning.get().as_secs_f64())
+        .collect();
+    sessions.sort_by(|a, b| seconds(b).total_cmp(&seconds(a)));
+    Over { sessions, longest }
+}
+
+fn evaluate(config: &ChecksConfig, sessions: &[Session]) -> Outcome {
+    let limits = &config.long_queries;
+    let is_active = |s: &Session| s.state == "active";
+    let is_idle_tx = |s: &Session| s.state.starts_with("idle in transaction");
+    let queries = over(
+        sessions,
+        is_active,
+        |s| s.query_seconds,
+        limits.query_warning,
+    );
+    let transactions = over(
+        sessions,
+        |_| true,
+        |s| s.xact_seconds,
+        limits.transaction_warning,
+    );
+    let idle = over(
+        sessions,
+        is_idle_tx,
+        |s| s.state_seconds,
+        limits.idle_in_transaction_warning,
+    );
+    let mut out = Outcome::new(format!(
+        "{} long queries (longest {:.0} s), {} long transactions, {} idle in transaction",
+        queries.sessions.len(),
+        queries.longest,
+        transactions.sessions.len(),
+        idle.sessions.len()
+    ));
+    out.gauge(
+        LONG_QUERIES,
+        LONG_QUERIES_HELP,
+        queries.sessions.len() as f64,
+    );
+    out.gauge(LONG_QUERY_MAX, LONG_QUERY_MAX_HELP, queries.longest);
+    out.gauge(
+        LONG_TRANSACTIONS,
+        LONG_TRANSACTIONS_HELP,
+        transactions.sessions.len() as f64,
+    );
+    out.gauge(IDLE_IN_TX, IDLE_IN_TX_HELP, idle.sessions.len() as f64);
+    out.gauge(IDLE_IN_TX_MAX, IDLE_IN_TX_MAX_HELP, idle.longest);
+    let secs = |d: Duration| d.get().as_secs_f64();
+    let checks = [
+        (
+            &queries,
+            "query",
+            limits.query_warning,
+            limits.query_critical,
+        ),
+        (
+            &transactions,
+            "transaction",
+            limits.transaction_warning,
+            limits.transaction_critical,
+        ),
+        (
+            &idle,
+            "idle in transaction",
+            limits.idle_in_transaction_warning,
+            limits.idle_in_transaction_critical,
+        ),
+    ];
+    for (found, what, warning, critical) in checks {
+        if found.sessions.is_empty() {
+            continue;
+        }
+        let longest = match what {
+            "transaction" => found.sessions[0].xact_seconds,
+            "query" => found.sessions[0].query_seconds,
+            _ => found.sessions[0].state_seconds,
+        };
+        out.flag(
+            at_least(longest, secs(warning), secs(critical)),
+            format!(
+                "{} {what} over {warning}, longest {longest:.0} s (pid {})",
+                found.sessions.len(),
+                found.sessions[0].pid
+            ),
+        );
+    }
+    let top = config.top_n();
+    out.detail("long_queries", offenders(&queries.sessions, top));
+    out.detail("long_transactions", offenders(&transactions.sessions, top));
+    out.detail("idle_in_transaction", offenders(&idle.sessions, top));
+    out
+}
+
+fn offenders(sessions: &[&Session], top: usize) -> Vec<serde_json::Value> {
+    sessions
+        .iter()
+        .take(top)
+        .map(|s| {
+            json!({"pid": s.pid, "user": s.user, "database": s.database, "state": s.state,
+                   "query_seconds": s.query_seconds, "transaction_seconds": s.xact_seconds,
+                   "state_seconds": s.state_seconds, "query": s.query})
+        })
+        .collect()
+}

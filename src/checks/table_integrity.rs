@@ -1,0 +1,272 @@
+//! table_integrity: what quietly endangers the data or the server — tables
+//! without a primary key, constraints left NOT VALID, foreign keys with no
+//! supporting index, sequences near exhaustion — plus the two conditions
+//! operators page on: transaction ID wraparound age per database and tables
+//! whose dead tuples vacuum has not removed.
+//!
+//! Lists grow with the schema, so metrics are counts and maxima; the first
+//! top-N offenders are in the details.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde_json::json;
+use tokio_postgres::Row;
+
+use super::{Check, ChecksConfig, Context, Labelled, Outcome, USER_SCHEMAS, at_least};
+use crate::report::Status;
+
+const NO_PK: &str = "tables_without_primary_key";
+const NO_PK_HELP: &str = "User tables without a primary key.";
+const NOT_VALID: &str = "constraints_not_valid";
+const NOT_VALID_HELP: &str = "Constraints left NOT VALID.";
+const FK_NO_INDEX: &str = "foreign_keys_without_index";
+const FK_NO_INDEX_HELP: &str = "Foreign keys with no index on their columns.";
+const SEQUENCE: &str = "sequence_max_usage_ratio";
+const SEQUENCE_HELP: &str = "The fullest readable sequence, 0-1.";
+const XID_AGE: &str = "xid_age";
+const XID_AGE_HELP: &str = "age(datfrozenxid) of each database.";
+const XID_RATIO: &str = "xid_wraparound_ratio";
+const XID_RATIO_HELP: &str = "Transaction ID age / 2^31, 0-1.";
+const DEAD_RATIO: &str = "dead_tuples_max_ratio";
+const DEAD_RATIO_HELP: &str =
+    "Highest dead/(live+dead) ratio of a table with at least dead_tuples_min dead tuples.";
+const STALE: &str = "tables_vacuum_stale";
+const STALE_HELP: &str =
+    "Tables with at least dead_tuples_min dead tuples not vacuumed within vacuum_stale_after.";
+
+/// Each query returns the full count in column 0 and the top-N offenders' names in column 1.
+fn no_pk_sql(top_n: usize) -> String {
+    format!(
+        "SELECT count(*) OVER ()::int8, n.nspname || '.' || c.relname FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {USER_SCHEMAS} \
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') \
+         ORDER BY c.relpages DESC, 2 LIMIT {top_n}"
+    )
+}
+
+fn not_valid_sql(top_n: usize) -> String {
+    format!(
+        "SELECT count(*) OVER ()::int8, k.conrelid::regclass::text || ' ' || k.conname FROM pg_constraint k \
+         JOIN pg_namespace n ON n.oid = k.connamespace \
+         WHERE NOT k.convalidated AND {USER_SCHEMAS} ORDER BY 2 LIMIT {top_n}"
+    )
+}
+
+/// An index supports a foreign key when the key's columns are its leading columns.
+fn fk_without_index_sql(top_n: usize) -> String {
+    format!(
+        "SELECT count(*) OVER ()::int8, k.conrelid::regclass::text || ' ' || k.conname FROM pg_constraint k \
+         JOIN pg_namespace n ON n.oid = k.connamespace \
+         WHERE k.contype = 'f' AND {USER_SCHEMAS} AND NOT EXISTS ( \
+           SELECT 1 FROM pg_index i WHERE i.indrelid = k.conrelid AND i.indpred IS NULL \
+             AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] @> k.conkey) \
+         ORDER BY 2 LIMIT {top_n}"
+    )
+}
+
+/// `last_value` is NULL for sequences the role may not read; those are skipped.
+fn sequences_sql(top_n: usize) -> String {
+    format!(
+        "SELECT count(*) OVER ()::int8, schemaname || '.' || sequencename, \
+           (CASE WHEN increment_by > 0 \
+                 THEN (last_value::numeric - min_value) / nullif(max_value::numeric - min_value, 0) \
+                 ELSE (max_value::numeric - last_value) / nullif(max_value::numeric - min_value, 0) END)::float8 AS usage \
+         FROM pg_sequences WHERE last_value IS NOT NULL ORDER BY 3 DESC NULLS LAST, 2 LIMIT {top_n}"
+    )
+}
+
+const XID_SQL: &str =
+    "SELECT datname::text, age(datfrozenxid)::float8 FROM pg_database ORDER BY datname";
+
+fn dead_tuples_sql(config: &ChecksConfig) -> String {
+    let limits = &config.table_integrity;
+    format!(
+        "SELECT count(*) OVER ()::int8, schemaname || '.' || relname, \
+           (n_dead_tup::float8 / greatest(n_live_tup + n_dead_tup, 1))::float8 AS ratio, \
+           n_dead_tup::int8, \
+           count(*) FILTER (WHERE coalesce(greatest(last_vacuum, last_autovacuum), 'epoch') \
+                 < clock_timestamp() - interval '{} seconds') OVER ()::int8 \
+         FROM pg_stat_user_tables WHERE n_dead_tup >= {} ORDER BY 3 DESC, 2 LIMIT {}",
+        limits.vacuum_stale_after.get().as_secs(),
+        limits.dead_tuples_min,
+        config.top_n()
+    )
+}
+
+pub struct TableIntegrity;
+
+impl Check for TableIntegrity {
+    fn name(&self) -> &'static str {
+        "table_integrity"
+    }
+
+    fn queries(&self, config: &ChecksConfig) -> Vec<String> {
+        let n = config.top_n();
+        vec![
+            no_pk_sql(n),
+            not_valid_sql(n),
+            fk_without_index_sql(n),
+            sequences_sql(n),
+            XID_SQL.into(),
+            dead_tuples_sql(config),
+        ]
+    }
+
+    fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
+        async move {
+            let n = ctx.top_n();
+            let session = ctx.session().await?;
+            let mut out = Outcome::new("");
+            let listed = [
+                (no_pk_sql(n), NO_PK, NO_PK_HELP, "without primary key"),
+                (not_valid_sql(n), NOT_VALID, NOT_VALID_HELP, "NOT VALID"),
+                (
+                    fk_without_index_sql(n),
+                    FK_NO_INDEX,
+                    FK_NO_INDEX_HELP,
+                    "unindexed foreign keys",
+                ),
+            ];
+            let mut headline = Vec::new();
+            for (sql, metric, help, what) in listed {
+                let rows = session.query(&sql).await?;
+                let count = counted(&out_rows(&rows), &mut out, metric, help, what);
+                headline.push(format!("{count} {what}"));
+            }
+            let sequences = session.query(&sequences_sql(n)).await?;
+            let xids = session.query(XID_SQL).await?;
+            let dead = session.query(&dead_tuples_sql(ctx.config)).await?;
+            session.finish().await;
+            sequence_usage(ctx.config, &sequences, &mut out);
+            let oldest = wraparound(ctx.config, &xids, &mut out);
+            dead_tuples(ctx.config, &dead, &mut out);
+            out.set_headline(format!(
+                "{}, xid wraparound {:.1}%",
+                headline.join(", "),
+                oldest * 100.0
+            ));
+            Ok(out)
+        }
+        .boxed()
+    }
+}
+
+fn out_rows(rows: &[Row]) -> (i64, Vec<String>) {
+    let count = rows.first().map_or(0, |r| r.get(0));
+    (count, rows.iter().map(|r| r.get(1)).collect())
+}
+
+/// A count metric, a warning when non-zero, and the offenders in the details.
+fn counted(
+    (count, names): &(i64, Vec<String>),
+    out: &mut Outcome,
+    metric: &str,
+    help: &str,
+    what: &str,
+) -> i64 {
+    out.gauge(metric, help, *count as f64);
+    if *count > 0 {
+        out.flag(
+            Status::Warning,
+            format!("{count} {what}: {}", names.join(", ")),
+        );
+    }
+    out.detail(metric, names);
+    *count
+}
+
+fn sequence_usage(config: &ChecksConfig, rows: &[Row], out: &mut Outcome) {
+    let fullest: f64 = rows
+        .first()
+        .and_then(|r| r.get::<_, Option<f64>>(2))
+        .unwrap_or(0.0);
+    out.gauge(SEQUENCE, SEQUENCE_HELP, fullest);
+    let limits = &config.table_integrity;
+    if let Some(row) = rows.first() {
+        out.flag(
+            at_least(
+                fullest,
+                limits.sequence_usage_warning.get(),
+                limits.sequence_usage_critical.get(),
+            ),
+            format!(
+                "sequence {} is {:.0}% used",
+                row.get::<_, String>(1),
+                fullest * 100.0
+            ),
+        );
+    }
+    let listed: Vec<_> = rows
+        .iter()
+        .map(|r| json!({"sequence": r.get::<_, String>(1), "usage": r.get::<_, Option<f64>>(2)}))
+        .collect();
+    out.detail("sequences", listed);
+}
+
+/// Returns the highest wraparound ratio.
+fn wraparound(config: &ChecksConfig, rows: &[Row], out: &mut Outcome) -> f64 {
+    const XID_LIMIT: f64 = 2_147_483_648.0;
+    let limits = &config.table_integrity;
+    let mut oldest = 0.0f64;
+    for row in rows {
+        let (database, age): (String, f64) = (row.get(0), row.get(1));
+        let ratio = age / XID_LIMIT;
+        oldest = oldest.max(ratio);
+        out.gauge(XID_AGE, XID_AGE_HELP, age)
+            .with("database", &database);
+        out.gauge(XID_RATIO, XID_RATIO_HELP, ratio)
+            .with("database", &database);
+        out.flag(
+            at_least(
+                ratio,
+                limits.xid_wraparound_warning.get(),
+                limits.xid_wraparound_critical.get(),
+            ),
+            format!(
+                "database {database} is at {:.0}% of transaction ID wraparound; VACUUM FREEZE it",
+                ratio * 100.0
+            ),
+        );
+    }
+    oldest
+}
+
+fn dead_tuples(config: &ChecksConfig, rows: &[Row], out: &mut Outcome) {
+    let limits = &config.table_integrity;
+    let max_ratio: f64 = rows.first().map_or(0.0, |r| r.get(2));
+    let stale: i64 = rows.first().map_or(0, |r| r.get(4));
+    out.gauge(DEAD_RATIO, DEAD_RATIO_HELP, max_ratio);
+    out.gauge(STALE, STALE_HELP, stale as f64);
+    if let Some(row) = rows.first() {
+        out.flag(
+            at_least(
+                max_ratio,
+                limits.dead_tuples_ratio_warning.get(),
+                f64::INFINITY,
+            ),
+            format!(
+                "table {} is {:.0}% dead tuples",
+                row.get::<_, String>(1),
+                max_ratio * 100.0
+            ),
+        );
+    }
+    if stale > 0 {
+        out.flag(
+            Status::Warning,
+            format!(
+                "{stale} tables with dead tuples not vacuumed within {}",
+                limits.vacuum_stale_after
+            ),
+        );
+    }
+    let listed: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({"table": r.get::<_, String>(1), "dead_ratio": r.get::<_, f64>(2),
+                   "dead_tuples": r.get::<_, i64>(3)})
+        })
+        .collect();
+    out.detail("dead_tuples", listed);
+}

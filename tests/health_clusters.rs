@@ -1,0 +1,299 @@
+//! Health checks that need a server of their own: a streaming replica whose
+//! replay is paused, a cache far smaller than the data, pg_stat_statements
+//! preloaded.
+
+mod support;
+
+use std::time::Duration;
+
+use pgwarden::checks::Checker;
+use pgwarden::config::Config;
+use pgwarden::dburl::DbUrl;
+use pgwarden::pool::Target;
+use pgwarden::report::{CheckResult, Status};
+use support::*;
+
+fn checker(url: &DbUrl, extra: &str, target_extra: &str) -> Checker {
+    let text = format!(
+        "{extra}\n[[targets]]\nname = \"db\"\nurl = \"{}\"\n{target_extra}\n",
+        url.expose()
+    );
+    let config = Config::from_toml(&text, std::path::Path::new("test.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    Checker::new(Target::new(&config.targets[0]).unwrap(), config.checks)
+}
+
+async fn one(checker: &mut Checker, name: &str) -> CheckResult {
+    let report = checker.run_selected(Some(name)).await;
+    report
+        .checks
+        .into_iter()
+        .find(|c| c.check == name)
+        .expect("the check ran")
+}
+
+fn metric(result: &CheckResult, name: &str) -> f64 {
+    result
+        .measurements
+        .iter()
+        .find(|m| m.metric == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {result:#?}"))
+        .value
+}
+
+fn wait(cluster: &Cluster, sql: &str, expected: &str) {
+    cluster
+        .wait_for("postgres", sql, expected, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log()));
+}
+
+/// The README's monitoring role.
+const MONITOR_ROLE: &str =
+    "CREATE ROLE pgwarden_monitor LOGIN PASSWORD 'mon-pw' IN ROLE pg_monitor";
+
+fn monitor(cluster: &Cluster) -> DbUrl {
+    DbUrl::parse(&format!(
+        "postgres://pgwarden_monitor:mon-pw@127.0.0.1:{}/postgres",
+        cluster.port()
+    ))
+    .unwrap()
+}
+
+const CAUGHT_UP: &str = "SELECT pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()";
+const PRIMARY_CAUGHT_UP: &str =
+    "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn = pg_current_wal_lsn()";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replication_lag_zero_when_idle_flips_when_replay_pauses_and_recovers() {
+    let primary = own_cluster(&ClusterOptions::default());
+    primary.psql("postgres", MONITOR_ROLE).unwrap();
+    let replica = primary.start_replica().unwrap();
+    primary
+        .psql(
+            "postgres",
+            "CREATE TABLE writes (n int); INSERT INTO writes VALUES (1)",
+        )
+        .unwrap();
+    wait(&replica, CAUGHT_UP, "t");
+    wait(&primary, PRIMARY_CAUGHT_UP, "1");
+    // Thresholds: any byte of lag warns; seconds never do, so the idle case
+    // below proves seconds are 0 and not "time since the last transaction".
+    let limits = "[checks.replication]\nlag_bytes_warning = 1\nlag_warning = \"1s\"\nlag_critical = \"1h\"\n";
+    // As the least-privilege role, on both sides.
+    let mut on_primary = checker(&monitor(&primary), limits, "expected_replicas = 1");
+    let mut on_replica = checker(&monitor(&replica), limits, "");
+
+    // Idle primary, caught-up replica: zero lag even though the last replayed
+    // transaction is now seconds old.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let result = one(&mut on_replica, "replication").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(metric(&result, "standby_replay_lag_bytes"), 0.0);
+    assert_eq!(metric(&result, "standby_replay_lag_seconds"), 0.0);
+    assert_eq!(metric(&result, "standby_wal_receiver_up"), 1.0);
+    let result = one(&mut on_primary, "replication").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(metric(&result, "replication_replicas"), 1.0);
+    assert_eq!(metric(&result, "replication_replicas_expected"), 1.0);
+    assert_eq!(metric(&result, "replication_lag_bytes"), 0.0);
+    assert_eq!(metric(&result, "replication_lag_seconds"), 0.0);
+
+    // Replay paused while the primary writes: lag on both sides.
+    replica
+        .psql("postgres", "SELECT pg_wal_replay_pause()")
+        .unwrap();
+    wait(&replica, "SELECT pg_get_wal_replay_pause_state()", "paused");
+    primary
+        .psql(
+            "postgres",
+            "INSERT INTO writes SELECT generate_series(1, 10000)",
+        )
+        .unwrap();
+    wait(
+        &replica,
+        "SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()",
+        "t",
+    );
+    let result = one(&mut on_replica, "replication").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert!(metric(&result, "standby_replay_lag_bytes") > 0.0);
+    assert!(metric(&result, "standby_replay_lag_seconds") > 0.0);
+    assert!(result.summary.contains("paused"), "{}", result.summary);
+    wait(
+        &primary,
+        "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn < pg_current_wal_lsn()",
+        "1",
+    );
+    let result = one(&mut on_primary, "replication").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert!(metric(&result, "replication_lag_bytes") > 0.0);
+
+    // Resumed: caught up again, zero lag.
+    replica
+        .psql("postgres", "SELECT pg_wal_replay_resume()")
+        .unwrap();
+    wait(&replica, CAUGHT_UP, "t");
+    wait(&primary, PRIMARY_CAUGHT_UP, "1");
+    let result = one(&mut on_replica, "replication").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(metric(&result, "standby_replay_lag_bytes"), 0.0);
+    let result = one(&mut on_primary, "replication").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+
+    // The primary goes away: the standby's WAL receiver is down, critical.
+    primary.stop().unwrap();
+    wait(
+        &replica,
+        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+        "0",
+    );
+    let result = one(&mut on_replica, "replication").await;
+    assert_eq!(result.status, Status::Critical, "{result:#?}");
+    assert_eq!(metric(&result, "standby_wal_receiver_up"), 0.0);
+    primary.start_again().unwrap();
+    wait(
+        &replica,
+        "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'",
+        "1",
+    );
+    let result = one(&mut on_replica, "replication").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+
+    // The standby goes away: fewer than expected_replicas, critical.
+    replica.stop().unwrap();
+    wait(&primary, "SELECT count(*) FROM pg_stat_replication", "0");
+    let result = one(&mut on_primary, "replication").await;
+    assert_eq!(result.status, Status::Critical, "{result:#?}");
+    assert_eq!(metric(&result, "replication_replicas"), 0.0);
+    assert!(
+        result.summary.contains("0 of 1 expected"),
+        "{}",
+        result.summary
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_a_table_larger_than_the_cache_drops_the_hit_ratio_then_it_recovers() {
+    let cluster = own_cluster(&ClusterOptions::default().setting("shared_buffers", "1MB"));
+    let url = cluster.create_database().unwrap();
+    let db = url.database();
+    cluster
+        .psql(
+            &db,
+            // No autovacuum: its reads of `big` would land in the recovery interval.
+            "CREATE TABLE big (id int, pad text) WITH (autovacuum_enabled = off); \
+             INSERT INTO big SELECT g, repeat('x', 500) FROM generate_series(1, 40000) g; \
+             CREATE TABLE small (id int) WITH (autovacuum_enabled = off); \
+             INSERT INTO small VALUES (1)",
+        )
+        .unwrap();
+    let mut checker = checker(&url, "", "");
+    one(&mut checker, "cache_hit_ratio").await; // the baseline of the interval
+
+    cluster
+        .psql(&db, "SELECT count(*) FROM big; SELECT count(*) FROM big")
+        .unwrap();
+    let sql = format!("SELECT blks_read > 5000 FROM pg_stat_database WHERE datname = '{db}'");
+    cluster
+        .wait_for(&db, &sql, "t", Duration::from_secs(30))
+        .unwrap();
+    let result = one(&mut checker, "cache_hit_ratio").await;
+    assert_eq!(result.status, Status::Critical, "{result:#?}");
+    let now = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "cache_hit_ratio" && m.labels[0].1 == db)
+        .expect("interval ratio of the database");
+    assert!(now.value < 0.8, "{now:?}");
+
+    cluster
+        .psql(
+            &db,
+            "DO $$ BEGIN FOR i IN 1..5000 LOOP PERFORM count(*) FROM small; END LOOP; END $$",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200)); // stats are flushed at most every second
+    let result = one(&mut checker, "cache_hit_ratio").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert!(metric(&result, "cache_hit_ratio_since_reset") > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pg_stat_statements_gives_the_top_statements_by_rank_never_by_text() {
+    let cluster = own_cluster(
+        &ClusterOptions::default().setting("shared_preload_libraries", "pg_stat_statements"),
+    );
+    let url = cluster.create_database().unwrap();
+    let db = url.database();
+    cluster
+        .psql(
+            &db,
+            "CREATE EXTENSION pg_stat_statements; SELECT pg_sleep(0.2); SELECT 42 AS answer",
+        )
+        .unwrap();
+    cluster.psql(&db, MONITOR_ROLE).unwrap();
+    // As pg_monitor: it sees every role's statements.
+    let as_monitor = monitor(&cluster).with_database(&db);
+    let mut with_statements = checker(&as_monitor, "[checks]\ntop_n = 3\n", "");
+    let result = one(&mut with_statements, "performance").await;
+    assert_ne!(result.status, Status::Error, "{result:#?}");
+    assert_eq!(metric(&result, "statements_available"), 1.0);
+    let ranked: Vec<_> = result
+        .measurements
+        .iter()
+        .filter(|m| m.metric == "statement_mean_seconds")
+        .collect();
+    assert_eq!(ranked.len(), 3, "top_n bounds the series: {ranked:?}");
+    for m in &result.measurements {
+        for (name, _) in &m.labels {
+            assert_eq!(name, "rank", "only rank labels: {m:?}");
+        }
+    }
+    assert_eq!(ranked[0].labels, vec![("rank".into(), "1".into())]);
+    assert!(ranked[0].value >= 0.2, "pg_sleep(0.2) leads: {ranked:?}");
+    let top = result.details["top_statements"].to_string();
+    assert!(top.contains("pg_sleep"), "{top}");
+
+    // Installed but not preloaded elsewhere: said so, not a failure.
+    let other = own_cluster(&ClusterOptions::default());
+    let other_url = other.create_database().unwrap();
+    other
+        .psql(&other_url.database(), "CREATE EXTENSION pg_stat_statements")
+        .unwrap();
+    let mut other_checker = checker(&other_url, "", "");
+    let result = one(&mut other_checker, "performance").await;
+    assert_ne!(result.status, Status::Error, "{result:#?}");
+    assert_eq!(metric(&result, "statements_available"), 0.0);
+    let note = result.details["pg_stat_statements"].to_string();
+    assert!(note.contains("shared_preload_libraries"), "{note}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inactive_replication_slot_warns_with_the_wal_it_retains() {
+    let cluster = own_cluster(&ClusterOptions::default());
+    let mut checker = checker(&cluster.url(), "", "");
+    assert_eq!(one(&mut checker, "replication").await.status, Status::Ok);
+    cluster
+        .psql(
+            "postgres",
+            "SELECT pg_create_physical_replication_slot('forgotten', true); \
+             CREATE TABLE filler AS SELECT generate_series(1, 50000) AS n",
+        )
+        .unwrap();
+    let result = one(&mut checker, "replication").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert_eq!(metric(&result, "replication_slots_inactive"), 1.0);
+    let retained = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "replication_slot_retained_bytes")
+        .expect("retained WAL of the slot");
+    assert_eq!(retained.labels, vec![("slot".into(), "forgotten".into())]);
+    assert!(retained.value > 0.0, "{retained:?}");
+    cluster
+        .psql("postgres", "SELECT pg_drop_replication_slot('forgotten')")
+        .unwrap();
+    let result = one(&mut checker, "replication").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(metric(&result, "replication_slots_inactive"), 0.0);
+}
