@@ -261,18 +261,18 @@ pub struct Reachability {
 /// Connect once (through a fresh pool) and run a probe query.
 pub async fn probe(target: &TargetConfig) -> Reachability {
     let started = Instant::now();
-    let mut result = Reachability {
-        target: target.name.to_string(),
-        url: target.url().redacted(),
-        reachable: false,
-        failure: None,
-        message: String::new(),
-        server_version: None,
-        in_recovery: None,
-        latency_seconds: 0.0,
-    };
+    match build_pool(target) {
+        Ok(pool) => probe_pool(&pool, target, started).await,
+        Err(e) => reachability(target, Err((ConnectFailure::Other, e.to_string())), started),
+    }
+}
+
+/// Run the probe query on a connection from `pool` (connecting when none is
+/// idle), bounded by the target's connect timeout plus `query_timeout`. The
+/// daemon probes through its own pool so that it never holds more
+/// connections than the pool allows.
+pub async fn probe_pool(pool: &Pool, target: &TargetConfig, started: Instant) -> Reachability {
     let outcome = async {
-        let pool = build_pool(target).map_err(|e| (ConnectFailure::Other, e.to_string()))?;
         let client = pool
             .get()
             .await
@@ -286,7 +286,35 @@ pub async fn probe(target: &TargetConfig) -> Reachability {
             .map_err(|e| (classify(&e), e.to_string()))?;
         Ok::<_, (ConnectFailure, String)>((row.get::<_, String>(0), row.get::<_, bool>(1)))
     };
-    match outcome.await {
+    // A server that accepted the connection long ago and now never answers.
+    let bound = target.pool_timeout.get() + 2 * target.connect_timeout.get();
+    let outcome = tokio::time::timeout(bound, outcome)
+        .await
+        .unwrap_or_else(|_| {
+            Err((
+                ConnectFailure::TimedOut,
+                format!("the server did not answer the probe query within {bound:?}"),
+            ))
+        });
+    reachability(target, outcome, started)
+}
+
+fn reachability(
+    target: &TargetConfig,
+    outcome: std::result::Result<(String, bool), (ConnectFailure, String)>,
+    started: Instant,
+) -> Reachability {
+    let mut result = Reachability {
+        target: target.name.to_string(),
+        url: target.url().redacted(),
+        reachable: false,
+        failure: None,
+        message: String::new(),
+        server_version: None,
+        in_recovery: None,
+        latency_seconds: started.elapsed().as_secs_f64(),
+    };
+    match outcome {
         Ok((version, recovery)) => {
             result.reachable = true;
             let role = if recovery { "standby" } else { "primary" };
@@ -299,7 +327,6 @@ pub async fn probe(target: &TargetConfig) -> Reachability {
             result.message = message;
         }
     }
-    result.latency_seconds = started.elapsed().as_secs_f64();
     result
 }
 

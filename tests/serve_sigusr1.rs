@@ -38,11 +38,20 @@ fn sigusr1_applies_a_new_migration_and_a_second_one_during_a_run_is_ignored() {
     let scrape = serve.wait_metrics("a successful run", Duration::from_secs(30), |s| {
         value(s, "pgwarden_migration_last_run_success", &primary) == Some(1.0)
     });
-    assert_eq!(value(&scrape, "pgwarden_migration_version", &primary), Some(1.0));
-    assert_eq!(value(&scrape, "pgwarden_migrations_pending", &primary), Some(0.0));
+    assert_eq!(
+        value(&scrape, "pgwarden_migration_version", &primary),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&scrape, "pgwarden_migrations_pending", &primary),
+        Some(0.0)
+    );
     assert_eq!(
         shared()
-            .psql(&database, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'widgets'")
+            .psql(
+                &database,
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'widgets'"
+            )
             .unwrap(),
         "1"
     );

@@ -1,17 +1,22 @@
-//! connectivity: connect on a fresh connection (never a pooled one, so the
-//! latency includes the connect and a broken server is seen at once), run a
-//! probe query, and name the failure: refused, authentication failed, timed
-//! out... Its probe also decides whether the target counts as up.
+//! connectivity: get a connection from pgwarden's pool, run a probe query,
+//! and name the failure: refused, authentication failed, timed out... Its
+//! probe also decides whether the target counts as up.
+//!
+//! The probe goes through the pool (so pgwarden never holds more connections
+//! than `pool_size + max_overflow`, and a server that restarted is seen at
+//! once: its dead pooled connections are discarded and a new one is made).
+//! Only when the pool is exhausted does it connect on its own, because an
+//! exhausted pool must not make a healthy server look down.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
-use crate::config::TargetConfig;
 use crate::report::Status;
 
 const LATENCY: &str = "connect_latency_seconds";
-const LATENCY_HELP: &str = "Connect + round trip of the connectivity check.";
+const LATENCY_HELP: &str =
+    "Getting a connection from the pool (connecting when none is idle) + one round trip.";
 const IN_RECOVERY: &str = "in_recovery";
 const IN_RECOVERY_HELP: &str = "1 on a standby.";
 const VERSION_NUM: &str = "server_version_num";
@@ -29,8 +34,15 @@ pub struct ServerInfo {
     pub in_recovery: bool,
 }
 
-pub async fn probe(target: &TargetConfig) -> ServerInfo {
-    let r = crate::pool::probe(target).await;
+pub async fn probe(target: &crate::pool::Target) -> ServerInfo {
+    let status = target.pool.status();
+    let exhausted = status.available == 0 && status.size >= status.max_size;
+    let r = if exhausted {
+        crate::pool::probe(&target.config).await
+    } else {
+        let started = std::time::Instant::now();
+        crate::pool::probe_pool(&target.pool, &target.config, started).await
+    };
     let version = r.server_version.unwrap_or_default();
     ServerInfo {
         reachable: r.reachable,
@@ -64,7 +76,7 @@ impl Check for Connectivity {
     }
 
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
-        async move { Ok(evaluate(&ctx.server.clone().await, ctx.config)) }.boxed()
+        async move { Ok(evaluate(&ctx.server, ctx.config)) }.boxed()
     }
 }
 

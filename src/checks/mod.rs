@@ -28,8 +28,7 @@ mod table_integrity;
 
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
+use futures::future::BoxFuture;
 
 pub use self::config::*;
 pub use self::connectivity::ServerInfo;
@@ -85,8 +84,8 @@ pub struct Context<'a> {
     /// pgwarden's own pool as it was when the cycle began.
     pub pool_status: deadpool_postgres::Status,
     pub config: &'a ChecksConfig,
-    /// The connect probe of this cycle, shared: only connectivity waits for it.
-    pub server: Shared<BoxFuture<'a, ServerInfo>>,
+    /// What this cycle's connect probe learned.
+    pub server: ServerInfo,
 }
 
 impl Context<'_> {
@@ -227,7 +226,7 @@ impl Checker {
             checks,
         } = self;
         let pool_status = target.pool.status();
-        let server = connectivity::probe(&target.config).boxed().shared();
+        let server = connectivity::probe(target).await;
         let ctx = Context {
             target: &target.config,
             pool: &target.pool,
@@ -238,19 +237,18 @@ impl Checker {
         let selected = checks
             .iter_mut()
             .filter(|c| only.is_none_or(|name| name == c.name()));
-        let mut results =
-            futures::future::join_all(selected.map(|check| run_one(check.as_mut(), &ctx))).await;
-        let server = server.await;
-        if !server.reachable {
-            // Their own errors repeat the connect failure; say it once. A
-            // check that got a pooled connection anyway (a server refusing
-            // only new connections) keeps its result.
-            let failed =
-                |r: &&mut CheckResult| r.check != "connectivity" && r.status == Status::Error;
-            for result in results.iter_mut().filter(failed) {
-                *result = not_run(&result.check, result.duration_seconds);
+        let results = futures::future::join_all(selected.map(|check| {
+            let ctx = &ctx;
+            async move {
+                // Unreachable: their errors would only repeat the probe's, after
+                // waiting out the pool timeout each.
+                if check.name() != "connectivity" && !ctx.server.reachable {
+                    return not_run(check.name(), 0.0);
+                }
+                run_one(check.as_mut(), ctx).await
             }
-        }
+        }))
+        .await;
         TargetReport {
             target: target.name().to_string(),
             up: server.reachable,
