@@ -125,12 +125,22 @@ pub async fn take(
     let child = command
         .spawn()
         .map_err(|e| Error::failed(format!("cannot run {}: {e}", tools.pg_dump.display())))?;
-    let (dumped, counts) = tokio::join!(child.wait_with_output(), count_rows(&client));
+    let dumped = async {
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| Error::failed(format!("pg_dump did not finish: {e}")))?;
+        tools::check(out, "pg_dump")
+            .map_err(|e| e.context(format!("backup of target `{}`", target.name)))
+    };
+    let counted = async {
+        count_rows(&client)
+            .await
+            .map_err(|e| super::sql_error(target, "cannot count rows", &e))
+    };
+    // The first failure wins: a dead pg_dump must not wait for the counts.
+    let (_, row_counts) = tokio::try_join!(dumped, counted)?;
     let _ = client.batch_execute("ROLLBACK").await;
-    let dumped = dumped.map_err(|e| Error::failed(format!("pg_dump did not finish: {e}")))?;
-    tools::check(dumped, "pg_dump")
-        .map_err(|e| e.context(format!("backup of target `{}`", target.name)))?;
-    let row_counts = counts.map_err(|e| super::sql_error(target, "cannot count rows", &e))?;
 
     sanity_check(&tools, plan.format, temp.path()).await?;
     sync_tree(temp.path())?;

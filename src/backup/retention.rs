@@ -36,6 +36,9 @@ impl Decision {
     }
 }
 
+/// The calendar period (day, ISO week, month) a time falls in.
+type PeriodOf = fn(DateTime<chrono_tz::Tz>) -> (i32, u32);
+
 /// Decide over good backups (any order); returns newest first.
 pub fn plan(
     backups: &[(PathBuf, DateTime<Utc>)],
@@ -57,7 +60,7 @@ pub fn plan(
             },
         })
         .collect();
-    let rules_by_period: [(&'static str, u64, fn(DateTime<chrono_tz::Tz>) -> (i32, u32)); 3] = [
+    let rules_by_period: [(&'static str, u64, PeriodOf); 3] = [
         ("daily", rules.daily.get(), |t| (t.year(), t.ordinal())),
         ("weekly", rules.weekly.get(), |t| {
             let w = t.iso_week();
