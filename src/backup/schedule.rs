@@ -368,6 +368,8 @@ mod tests {
         assert_eq!((t.day(), t.hour(), t.minute(), t.second()), (4, 3, 0, 0));
         let t = next("*/5 * * * * *", at(2024, 6, 3, 3, 0, 1));
         assert_eq!((t.minute(), t.second()), (0, 5));
+        let t = next("@daily", at(2024, 6, 3, 3, 0, 0));
+        assert_eq!((t.day(), t.hour(), t.minute()), (4, 0, 0));
     }
 
     #[test]

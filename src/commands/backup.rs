@@ -186,7 +186,7 @@ fn list(ctx: &Context, target: Option<&str>, json: bool) -> Result<u8> {
         return Ok(0);
     }
     println!(
-        "{:<20} {:<12} {:<16} {:<9} {:>10} {:>9} {:<8} {:<9} FILE",
+        "{:<20} {:<12} {:<16} {:<10} {:>10} {:>9} {:<8} {:<9} FILE",
         "TIME (UTC)", "TARGET", "DATABASE", "FORMAT", "SIZE", "DURATION", "SERVER", "VERIFIED"
     );
     for e in &entries {
@@ -199,7 +199,7 @@ fn list(ctx: &Context, target: Option<&str>, json: bool) -> Result<u8> {
             (true, Some(_)) => "yes",
         };
         println!(
-            "{:<20} {:<12} {:<16} {:<9} {:>10} {:>8.1}s {:<8} {:<9} {}",
+            "{:<20} {:<12} {:<16} {:<10} {:>10} {:>8.1}s {:<8} {:<9} {}",
             m.started_at.format("%Y-%m-%d %H:%M:%S"),
             m.target,
             m.database,
