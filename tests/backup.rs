@@ -848,3 +848,132 @@ fn the_password_reaches_pg_dump_only_through_the_environment() {
         "{env:?}"
     );
 }
+
+/// Run pgwarden on a pseudo-terminal (util-linux `script`), typing `answer`.
+fn run_on_terminal(
+    dir: &Path,
+    config: &Path,
+    args: &[&str],
+    answer: &str,
+) -> (Option<i32>, String) {
+    let command = std::iter::once(env!("CARGO_BIN_EXE_pgwarden").to_string())
+        .chain(["--config".to_string(), config.display().to_string()])
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` runs a command on a terminal; install util-linux (Debian: bsdutils)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{answer}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), output_text(&out))
+}
+
+#[test]
+fn restore_on_a_terminal_asks_first() {
+    let url = seeded_database();
+    let dir = workdir();
+    let config = write_config(dir.path(), &url, "development", "");
+    let output = dir.path().join("t.dump");
+    let (code, text) = run(
+        dir.path(),
+        &config,
+        &["backup", "-o", output.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let copy = format!("{}_asked", url.database());
+    let args = [
+        "restore",
+        output.to_str().unwrap(),
+        "--database",
+        copy.as_str(),
+    ];
+
+    let (code, text) = run_on_terminal(dir.path(), &config, &args, "no");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!("into database `{copy}` of target `main`")),
+        "{text}"
+    );
+    assert!(text.contains("Type yes to continue"), "{text}");
+    assert!(text.contains("restore cancelled"), "{text}");
+    assert!(!database_exists(&copy));
+
+    let (code, text) = run_on_terminal(dir.path(), &config, &args, "yes");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(database_exists(&copy));
+    assert_eq!(fingerprint(&copy), fingerprint(&url.database()));
+}
+
+#[test]
+fn stopping_mid_backup_kills_pg_dump_and_removes_the_temporary_file() {
+    let url = seeded_database();
+    let dir = workdir();
+    let pidfile = dir.path().join("pg_dump.pid");
+    let bin = wrapper_bin_dir(
+        dir.path(),
+        &format!("echo $$ > '{}'\nexec \"$REAL\" \"$@\"", pidfile.display()),
+    );
+    let config = load(&write_config(
+        dir.path(),
+        &url,
+        "development",
+        &format!("bin_dir = \"{}\"", bin.display()),
+    ));
+    let target = config.target(None).unwrap().clone();
+    let rt = runtime();
+    let (locker, connection) = rt
+        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(connection);
+    rt.block_on(locker.batch_execute("BEGIN; LOCK TABLE people IN ACCESS EXCLUSIVE MODE"))
+        .unwrap();
+    let metrics = BackupMetrics::new(["main"]);
+    let task = {
+        let (config, metrics) = (config.clone(), metrics.clone());
+        rt.spawn(async move { schedule::backup_and_record(&config, &target, &metrics).await })
+    };
+    shared()
+        .wait_for(
+            &url.database(),
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'",
+            "1",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    task.abort();
+    assert!(rt.block_on(task).unwrap_err().is_cancelled());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false)
+    };
+    while alive() {
+        assert!(
+            Instant::now() < deadline,
+            "pg_dump {pid} still runs after the backup was stopped"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(backup_dir_contents(dir.path()), Vec::<String>::new());
+    assert_eq!(metrics.value("main", "backup_running"), Some(0.0));
+    assert_eq!(metrics.value("main", "backup_failures_total"), Some(1.0));
+    rt.block_on(locker.batch_execute("ROLLBACK")).unwrap();
+}
