@@ -91,22 +91,7 @@ pub async fn take(
 
     let session = Target::new(target)?;
     let client = session.client().await?;
-    let (server_version, server_num): (String, i32) = client
-        .query_one(
-            "SELECT current_setting('server_version'), current_setting('server_version_num')::int",
-            &[],
-        )
-        .await
-        .map(|r| (r.get(0), r.get(1)))
-        .map_err(|e| super::sql_error(target, "cannot read the server version", &e))?;
-    let server_major = (server_num / 10000) as u32;
-    if dump_major < server_major {
-        return Err(Error::failed(format!(
-            "{} is version {dump_major} but target `{}` runs PostgreSQL {server_version}: pg_dump must be at least as new as the server; install postgresql-client-{server_major} or set backup.bin_dir",
-            tools.pg_dump.display(),
-            target.name
-        )));
-    }
+    let server_version = check_versions(&client, target, &tools, dump_major).await?;
 
     let connection = Connection::new(target, None);
     let path = destination(config, target, &connection, &plan, options)?;
@@ -122,30 +107,11 @@ pub async fn take(
         snapshot.as_deref(),
         &connection,
     ));
-    let child = command
-        .spawn()
-        .map_err(|e| Error::failed(format!("cannot run {}: {e}", tools.pg_dump.display())))?;
-    let dumped = async {
-        let out = child
-            .wait_with_output()
-            .await
-            .map_err(|e| Error::failed(format!("pg_dump did not finish: {e}")))?;
-        tools::check(out, "pg_dump")
-            .map_err(|e| e.context(format!("backup of target `{}`", target.name)))
-    };
-    let counted = async {
-        count_rows(&client)
-            .await
-            .map_err(|e| super::sql_error(target, "cannot count rows", &e))
-    };
-    // The first failure wins: a dead pg_dump must not wait for the counts.
-    let (_, row_counts) = tokio::try_join!(dumped, counted)?;
+    let row_counts = dump_and_count(command, &client, target).await?;
     let _ = client.batch_execute("ROLLBACK").await;
 
     sanity_check(&tools, plan.format, temp.path()).await?;
-    sync_tree(temp.path())?;
-    let size_bytes = manifest::size(temp.path())?;
-    let sha256 = manifest::sha256(temp.path())?;
+    let (size_bytes, sha256) = manifest::measure(temp.path(), true).await?;
     temp.persist(&path)?;
 
     let finished_at = Utc::now();
@@ -173,6 +139,59 @@ pub async fn take(
     };
     manifest.write_for(&path)?;
     Ok(BackupOutcome { path, manifest })
+}
+
+/// The server's version; an error naming both when pg_dump is older.
+async fn check_versions(
+    client: &tokio_postgres::Client,
+    target: &TargetConfig,
+    tools: &Tools,
+    dump_major: u32,
+) -> Result<String> {
+    let (server_version, server_num): (String, i32) = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .map_err(|e| super::sql_error(target, "cannot read the server version", &e))?;
+    let server_major = (server_num / 10000) as u32;
+    if dump_major < server_major {
+        return Err(Error::failed(format!(
+            "{} is version {dump_major} but target `{}` runs PostgreSQL {server_version}: pg_dump must be at least as new as the server; install postgresql-client-{server_major} or set backup.bin_dir",
+            tools.pg_dump.display(),
+            target.name
+        )));
+    }
+    Ok(server_version)
+}
+
+/// Run pg_dump while counting rows in the exported snapshot. The first
+/// failure wins: a dead pg_dump must not wait for the counts.
+async fn dump_and_count(
+    mut command: tokio::process::Command,
+    client: &tokio_postgres::Client,
+    target: &TargetConfig,
+) -> Result<BTreeMap<String, i64>> {
+    let child = command
+        .spawn()
+        .map_err(|e| Error::failed(format!("cannot run pg_dump: {e}")))?;
+    let dumped = async {
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| Error::failed(format!("pg_dump did not finish: {e}")))?;
+        tools::check(out, "pg_dump")
+            .map_err(|e| e.context(format!("backup of target `{}`", target.name)))
+    };
+    let counted = async {
+        count_rows(client)
+            .await
+            .map_err(|e| super::sql_error(target, "cannot count rows", &e))
+    };
+    let (_, row_counts) = tokio::try_join!(dumped, counted)?;
+    Ok(row_counts)
 }
 
 /// The arguments of pg_dump: never the password, which travels in PGPASSWORD.
@@ -411,19 +430,4 @@ fn remove_path(path: &Path) {
     } else {
         let _ = std::fs::remove_file(path);
     }
-}
-
-/// fsync a file, or every file of a directory and the directory itself.
-fn sync_tree(path: &Path) -> Result<()> {
-    let sync = |p: &Path| {
-        std::fs::File::open(p)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io_error("fsync", p, e))
-    };
-    if path.is_dir() {
-        for file in manifest::sorted_files(path)? {
-            sync(&file)?;
-        }
-    }
-    sync(path)
 }

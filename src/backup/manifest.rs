@@ -106,6 +106,35 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| io_error("fsync", dir, e))
 }
 
+/// fsync a file, or every file of a directory and the directory itself.
+pub fn sync_tree(path: &Path) -> Result<()> {
+    let sync = |p: &Path| {
+        std::fs::File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_error("fsync", p, e))
+    };
+    if path.is_dir() {
+        for file in sorted_files(path)? {
+            sync(&file)?;
+        }
+    }
+    sync(path)
+}
+
+/// Size and sha256 of a backup (fsynced first when `fsync`), off the async
+/// threads: hashing a large dump must not stall the daemon's other work.
+pub async fn measure(path: &Path, fsync: bool) -> Result<(u64, String)> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        if fsync {
+            sync_tree(&path)?;
+        }
+        Ok((size(&path)?, sha256(&path)?))
+    })
+    .await
+    .map_err(|e| Error::failed(format!("checksum task failed: {e}")))?
+}
+
 /// The sha256 of a file, or of a directory backup: every file sorted by
 /// name, hashing each name, a zero byte, its length (u64 LE) and its bytes.
 pub fn sha256(path: &Path) -> Result<String> {

@@ -37,7 +37,7 @@ pub async fn check_file(config: &Config, path: &Path) -> Result<(Manifest, Tools
         return Err(Error::usage(format!("{} does not exist", path.display())));
     }
     let manifest = Manifest::read_for(path)?;
-    let size = manifest::size(path)?;
+    let (size, sha256) = manifest::measure(path, false).await?;
     if size != manifest.size_bytes {
         return Err(Error::failed(format!(
             "{} is {size} bytes but its manifest says {}: the file is truncated or was changed",
@@ -45,7 +45,6 @@ pub async fn check_file(config: &Config, path: &Path) -> Result<(Manifest, Tools
             manifest.size_bytes
         )));
     }
-    let sha256 = manifest::sha256(path)?;
     if sha256 != manifest.sha256 {
         return Err(Error::failed(format!(
             "the sha256 of {} ({sha256}) differs from its manifest ({}): the file is corrupt",
