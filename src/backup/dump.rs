@@ -56,7 +56,7 @@ impl Plan {
         let jobs = options.jobs.unwrap_or(config.backup.jobs.get());
         if jobs > 1 && format != Format::Directory {
             return Err(Error::usage(format!(
-                "--jobs {jobs} needs the directory format (pg_dump dumps in parallel only into a directory); add --format directory"
+                "{jobs} parallel jobs (--jobs or backup.jobs) need the directory format: pg_dump dumps in parallel only into a directory; use --format directory (backup.format = \"directory\") or 1 job"
             )));
         }
         if jobs == 0 {
