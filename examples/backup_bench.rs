@@ -19,13 +19,18 @@ use pgwarden::backup::{self, BackupOptions, Compression, Format};
 use pgwarden::cluster::Cluster;
 use pgwarden::config::{Config, TargetConfig};
 
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 fn main() {
     let rows: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    // RUST_LOG=pgwarden=debug shows where a backup's time goes.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let cluster = Cluster::start().expect("start PostgreSQL");
     let url = cluster.create_database().expect("create database");
     let db = url.database();

@@ -513,11 +513,16 @@ fn verify_restore_test_restores_compares_and_drops_the_scratch_database() {
         &["backup", "-o", output.to_str().unwrap()],
     );
     assert_eq!(code, Some(0), "{text}");
+    // Scratch databases of pgwarden processes (the scheduler test in this
+    // process makes its own, named with this process's pid).
     let scratch_count = || {
         shared()
             .psql(
                 "postgres",
-                "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgwarden_verify_%'",
+                &format!(
+                    "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgwarden_verify_%' AND datname NOT LIKE 'pgwarden_verify_{}_%'",
+                    std::process::id()
+                ),
             )
             .unwrap()
     };

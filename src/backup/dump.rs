@@ -86,11 +86,12 @@ pub async fn take(
     let started_at = Utc::now();
     let clock = Instant::now();
     let tools = Tools::locate(config.backup.bin_dir.as_deref())?;
-    let (pg_dump_version, dump_major) = tools.pg_dump_version().await?;
-    let compress_arg = plan.compress.pg_dump_arg(dump_major)?;
-
     let session = Target::new(target)?;
-    let client = session.client().await?;
+    // Ask pg_dump its version while connecting: both are fixed costs of every backup.
+    let (version, client) = tokio::join!(tools.pg_dump_version(), session.client());
+    let (pg_dump_version, dump_major) = version?;
+    let client = client?;
+    let compress_arg = plan.compress.pg_dump_arg(dump_major)?;
     let server_version = check_versions(&client, target, &tools, dump_major).await?;
 
     let connection = Connection::new(target, None);
@@ -107,12 +108,23 @@ pub async fn take(
         snapshot.as_deref(),
         &connection,
     ));
+    let dump_clock = Instant::now();
     let row_counts = dump_and_count(command, &client, target).await?;
+    let dumped_in = dump_clock.elapsed();
     let _ = client.batch_execute("ROLLBACK").await;
 
     sanity_check(&tools, plan.format, temp.path()).await?;
+    let checked_in = dump_clock.elapsed() - dumped_in;
     let (size_bytes, sha256) = manifest::measure(temp.path(), true).await?;
     temp.persist(&path)?;
+    tracing::debug!(
+        target = %target.name,
+        setup_seconds = (clock.elapsed() - dump_clock.elapsed()).as_secs_f64(),
+        dump_seconds = dumped_in.as_secs_f64(),
+        check_seconds = checked_in.as_secs_f64(),
+        fsync_hash_rename_seconds = (dump_clock.elapsed() - dumped_in - checked_in).as_secs_f64(),
+        "backup phases"
+    );
 
     let finished_at = Utc::now();
     let manifest = Manifest {
