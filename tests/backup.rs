@@ -982,3 +982,67 @@ fn stopping_mid_backup_kills_pg_dump_and_removes_the_temporary_file() {
     assert_eq!(metrics.value("main", "backup_failures_total"), Some(1.0));
     rt.block_on(locker.batch_execute("ROLLBACK")).unwrap();
 }
+
+#[test]
+fn a_failed_restore_test_marks_the_backup_unverified_and_counts_a_failure() {
+    // A role that may dump its database but not create the scratch database.
+    let db = shared().create_database().unwrap().database();
+    let role = format!("limited_{db}");
+    shared()
+        .psql(
+            "postgres",
+            &format!("CREATE ROLE {role} LOGIN PASSWORD 'limited-pw'; ALTER DATABASE {db} OWNER TO {role}"),
+        )
+        .unwrap();
+    shared()
+        .psql(
+            &db,
+            &format!("SET ROLE {role}; CREATE TABLE t AS SELECT generate_series(1, 10) AS a"),
+        )
+        .unwrap();
+    let url = DbUrl::parse(&format!(
+        "postgres://{role}:limited-pw@127.0.0.1:{}/{db}",
+        shared().port()
+    ))
+    .unwrap();
+    let dir = workdir();
+    let config = load(&write_config(
+        dir.path(),
+        &url,
+        "development",
+        "restore_test = true",
+    ));
+    let metrics = BackupMetrics::new(["main"]);
+    let outcome = runtime()
+        .block_on(schedule::backup_and_record(
+            &config,
+            config.target(None).unwrap(),
+            &metrics,
+        ))
+        .expect("not skipped")
+        .expect("the dump itself succeeds");
+    let verification = outcome.manifest.verification.clone().unwrap();
+    assert!(!verification.ok && verification.restore_test);
+    assert!(
+        verification
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("permission denied to create database"),
+        "{verification:?}"
+    );
+    assert_eq!(
+        metrics.value("main", "backup_last_verify_success"),
+        Some(0.0)
+    );
+    assert_eq!(metrics.value("main", "backup_failures_total"), Some(1.0));
+    assert_eq!(
+        metrics.value("main", "backup_last_success_timestamp_seconds"),
+        None
+    );
+    // The backup stays for an operator to inspect, listed as FAILED.
+    assert!(outcome.path.exists());
+    let listed = backup::catalog::list(&config.backup.dir).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(!listed[0].good());
+}

@@ -308,11 +308,17 @@ async fn backup_and_verify(config: &Config, target: &TargetConfig) -> Result<Bac
     let mut outcome = super::take(config, target, &BackupOptions::default()).await?;
     if config.backup.restore_test {
         // A failed restore test leaves the backup in place, marked unverified.
-        let report = verify::verify(config, Some(target), &outcome.path, true).await;
-        if let Ok(report) = &report {
-            outcome.manifest = report.manifest.clone();
-        } else if let Ok(m) = super::manifest::Manifest::read_for(&outcome.path) {
-            outcome.manifest = m;
+        match verify::verify(config, Some(target), &outcome.path, true).await {
+            Ok(report) => outcome.manifest = report.manifest,
+            Err(e) => {
+                tracing::error!(target = %target.name, path = %outcome.path.display(), "restore test failed: {e}");
+                outcome.manifest.verification = Some(super::manifest::Verification {
+                    at: Utc::now(),
+                    ok: false,
+                    restore_test: true,
+                    error: Some(e.to_string()),
+                });
+            }
         }
     }
     Ok(outcome)
