@@ -781,16 +781,35 @@ fn prune_keeps_the_newest_and_dry_run_deletes_nothing() {
     }
     let all = backup_dir_contents(dir.path());
     assert_eq!(all.len(), 8, "{all:?}");
+    // Temporary files: one of a process that is gone, one of this live one.
+    let backups = dir.path().join("backups");
+    let stale = ".main_x_20240101_000000.dump.tmp-999999999-0";
+    let live = format!(".main_x_20240101_000000.dump.tmp-{}-0", std::process::id());
+    std::fs::write(backups.join(stale), "partial").unwrap();
+    std::fs::write(backups.join(&live), "partial").unwrap();
+    let all = backup_dir_contents(dir.path());
     let (code, text) = run(dir.path(), &config, &["backup", "prune", "--dry-run"]);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(text.matches("would delete: ").count(), 2, "{text}");
+    assert!(
+        text.contains(&format!(
+            "would delete (left by a dead process): {}",
+            backups.join(stale).display()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(&live), "{text}");
     assert_eq!(backup_dir_contents(dir.path()), all);
 
     let (code, text) = run(dir.path(), &config, &["backup", "prune"]);
     assert_eq!(code, Some(0), "{text}");
     let left = backup_dir_contents(dir.path());
-    // Names sort by time: the two newest (and their manifests) remain.
-    assert_eq!(left, all[4..].to_vec(), "{text}");
+    // Names sort by time: the two newest (and their manifests) remain, and
+    // the live process's temporary file.
+    let expected: Vec<String> = std::iter::once(live.clone())
+        .chain(all.iter().filter(|n| !n.starts_with('.')).skip(4).cloned())
+        .collect();
+    assert_eq!(left, expected, "{text}");
 }
 
 #[test]

@@ -8,6 +8,8 @@
 //! Backups that failed verification or lost their file are left alone for
 //! an operator to look at; they never count towards a rule. Because
 //! `keep_last` is at least 1, the newest good backup is never deleted.
+//! Pruning also removes temporary files left by pgwarden processes that
+//! died mid-backup.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -90,6 +92,8 @@ pub struct PruneReport {
     pub dry_run: bool,
     pub kept: Vec<Decision>,
     pub deleted: Vec<Decision>,
+    /// Temporary files of dead pgwarden processes, removed too.
+    pub stale_temporaries: Vec<PathBuf>,
 }
 
 /// Apply the retention rules to `target`'s backups in `backup.dir`.
@@ -108,11 +112,13 @@ pub fn prune(config: &Config, target: &str, dry_run: bool) -> Result<PruneReport
             delete_backup(&decision.path)?;
         }
     }
+    let stale_temporaries = catalog::remove_stale_temporaries(&config.backup.dir, dry_run)?;
     Ok(PruneReport {
         target: target.to_string(),
         dry_run,
         kept,
         deleted,
+        stale_temporaries,
     })
 }
 

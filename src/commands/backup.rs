@@ -233,6 +233,9 @@ fn prune(ctx: &Context, target: Option<&str>, dry_run: bool) -> Result<u8> {
         for d in &report.deleted {
             println!("{verb}: {}", d.path.display());
         }
+        for path in &report.stale_temporaries {
+            println!("{verb} (left by a dead process): {}", path.display());
+        }
         for d in &report.kept {
             println!("keep ({}): {}", d.reasons.join(", "), d.path.display());
         }
