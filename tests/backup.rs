@@ -1065,3 +1065,100 @@ fn a_failed_restore_test_marks_the_backup_unverified_and_counts_a_failure() {
     assert_eq!(listed.len(), 1);
     assert!(!listed[0].good());
 }
+
+#[test]
+fn a_restore_that_fails_half_way_rolls_back() {
+    let url = seeded_database();
+    let database = url.database();
+    let dir = workdir();
+    let config = write_config(dir.path(), &url, "development", "");
+    let output = dir.path().join("r.dump");
+    let (code, text) = run(
+        dir.path(),
+        &config,
+        &["backup", "-o", output.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    // A database that already has a table `events` (and nothing else): the
+    // restore creates the schema, the type and `people`, then collides on
+    // `events`; the single transaction undoes everything it did.
+    let other = format!("{database}_other");
+    shared()
+        .psql("postgres", &format!("CREATE DATABASE {other}"))
+        .unwrap();
+    shared()
+        .psql(
+            &other,
+            "CREATE TABLE events (x int); INSERT INTO events VALUES (7)",
+        )
+        .unwrap();
+    let before = fingerprint(&other);
+    let (code, text) = run(
+        dir.path(),
+        &config,
+        &[
+            "restore",
+            output.to_str().unwrap(),
+            "--database",
+            &other,
+            "--yes",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("failed and was rolled back"), "{text}");
+    assert!(
+        text.contains("relation \"events\" already exists"),
+        "{text}"
+    );
+    assert_eq!(fingerprint(&other), before);
+    assert_eq!(
+        shared()
+            .psql(
+                &other,
+                "SELECT count(*) FROM pg_type WHERE typname = 'mood'"
+            )
+            .unwrap(),
+        "0"
+    );
+
+    // A plain dump that fails part-way into a new database: the database
+    // the restore created is dropped again.
+    let cfg = load(&config);
+    let rt = runtime();
+    let outcome = rt
+        .block_on(backup::take(
+            &cfg,
+            cfg.target(None).unwrap(),
+            &BackupOptions {
+                format: Some(Format::Plain),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+    let sql = std::fs::read_to_string(&outcome.path).unwrap();
+    let broken = sql.replacen(
+        "CREATE TABLE public.events",
+        "SELECT 1/0;\nCREATE TABLE public.events",
+        1,
+    );
+    std::fs::write(&outcome.path, &broken).unwrap();
+    let mut manifest = outcome.manifest.clone();
+    manifest.size_bytes = broken.len() as u64;
+    manifest.sha256 = backup::manifest::sha256(&outcome.path).unwrap();
+    manifest.write_for(&outcome.path).unwrap();
+    let copy = format!("{database}_half");
+    let (code, text) = run(
+        dir.path(),
+        &config,
+        &[
+            "restore",
+            outcome.path.to_str().unwrap(),
+            "--database",
+            &copy,
+            "--yes",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("division by zero"), "{text}");
+    assert!(!database_exists(&copy), "{copy} left behind");
+}

@@ -4,7 +4,8 @@
 //! archive) and the production guard without touching any database; the
 //! CLI asks for confirmation in between; [`Prepared::run`] then creates the
 //! database if needed and loads the dump in a single transaction, so a
-//! restore that fails half-way leaves the database as it was.
+//! restore that fails half-way leaves the database as it was (and a
+//! database it created is dropped again).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -91,7 +92,7 @@ impl Prepared {
     pub async fn run(&self) -> Result<RestoreReport> {
         let started = Instant::now();
         let created = ensure_database(&self.target, &self.database).await?;
-        load_into(
+        let loaded = load_into(
             &self.tools,
             &self.target,
             &self.database,
@@ -99,7 +100,14 @@ impl Prepared {
             self.manifest.format,
             self.clean,
         )
-        .await?;
+        .await;
+        if let Err(e) = loaded {
+            // Leave no empty database behind that the restore itself created.
+            if created {
+                drop_database(&self.target, &self.database).await?;
+            }
+            return Err(e);
+        }
         let counts = count_rows_in(&self.target, &self.database).await?;
         Ok(RestoreReport {
             database: self.database.clone(),
