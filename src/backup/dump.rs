@@ -236,8 +236,12 @@ pub fn pg_dump_args(
 /// Export a snapshot for pg_dump to share; None where that is impossible
 /// (then counts and dump are close in time but not in one snapshot).
 async fn export_snapshot(client: &tokio_postgres::Client) -> Option<String> {
+    // One worker for the counts: the dump, not the bookkeeping, should get
+    // the server's spare cores.
     let begin = client
-        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL max_parallel_workers_per_gather = 0",
+        )
         .await;
     if begin.is_err() {
         return None;
@@ -249,7 +253,9 @@ async fn export_snapshot(client: &tokio_postgres::Client) -> Option<String> {
                 "cannot export a snapshot ({e}); row counts will be taken beside the dump"
             );
             let _ = client
-                .batch_execute("ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .batch_execute(
+                    "ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL max_parallel_workers_per_gather = 0",
+                )
                 .await;
             None
         }
