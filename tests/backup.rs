@@ -1162,3 +1162,58 @@ fn a_restore_that_fails_half_way_rolls_back() {
     assert!(text.contains("division by zero"), "{text}");
     assert!(!database_exists(&copy), "{copy} left behind");
 }
+
+#[test]
+fn the_scheduler_skips_and_counts_runs_while_a_backup_still_runs() {
+    let url = seeded_database();
+    let dir = workdir();
+    let config = load(&write_config(
+        dir.path(),
+        &url,
+        "development",
+        "schedule = \"* * * * * *\"",
+    ));
+    let rt = runtime();
+    // The first scheduled pg_dump waits on this lock for as long as we hold it.
+    let (locker, connection) = rt
+        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(connection);
+    rt.block_on(locker.batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+        .unwrap();
+    let metrics = BackupMetrics::new(["main"]);
+    let task = rt.spawn(schedule::run(
+        config.clone(),
+        config.targets.clone(),
+        metrics.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.state("main").skipped_total < 2 {
+        assert!(Instant::now() < deadline, "{:?}", metrics.state("main"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(metrics.value("main", "backup_running"), Some(1.0));
+    assert_eq!(
+        shared()
+            .psql(
+                &url.database(),
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+            )
+            .unwrap(),
+        "1",
+        "one pg_dump at a time"
+    );
+    rt.block_on(locker.batch_execute("ROLLBACK")).unwrap();
+    while metrics
+        .value("main", "backup_last_success_timestamp_seconds")
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "{:?}", metrics.state("main"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Read before stopping: a backup in flight when the loop is stopped ends as a failure.
+    let state = metrics.state("main");
+    task.abort();
+    assert!(state.skipped_total >= 2, "{state:?}");
+    assert_eq!(state.failures_total, 0, "{state:?}");
+}
