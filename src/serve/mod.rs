@@ -10,8 +10,10 @@
 //! (`migrations`), SIGTERM/SIGINT stop it within [`SHUTDOWN_GRACE`].
 //!
 //! Other modules feed extra per-target metrics through [`MetricSource`]
-//! ([`Daemon::add_source`]); the backup scheduler is meant to plug in there.
+//! ([`Daemon::add_source`]); the backup scheduler (`backups`) feeds its metrics
+//! that way.
 
+mod backups;
 mod collector;
 mod config;
 mod http;
@@ -141,6 +143,8 @@ impl Daemon {
         let http_task = tokio::spawn(http::serve(listener, web, stop_rx, SHUTDOWN_GRACE));
         let mut collectors = collector::Collectors::default();
         collectors.apply(&config, &shared);
+        let mut backups = backups::BackupScheduler::new(&config, &shared);
+        backups.apply(&config);
         let mut migrations = migrations::MigrationRunner::default();
         let watchdog = notify::watchdog_interval().map(|every| tokio::spawn(watchdog(every)));
         notifier.ready(&status_line(&config));
@@ -155,6 +159,7 @@ impl Daemon {
                 Event::Reload => {
                     notifier.reloading();
                     config = reload(&loader, config, &shared, &mut collectors);
+                    backups.apply(&config);
                     notifier.ready(&status_line(&config));
                 }
                 Event::Migrate => migrations.trigger(config.clone(), shared.clone()),
@@ -164,6 +169,7 @@ impl Daemon {
         notifier.stopping();
         let _ = stop_tx.send(true);
         collectors.stop().await;
+        backups.stop().await;
         migrations.finish(SHUTDOWN_GRACE).await;
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
         if let Some(watchdog) = watchdog {

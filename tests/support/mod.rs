@@ -62,3 +62,26 @@ pub fn output_text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A bin_dir whose pg_restore and psql are the real ones and whose pg_dump
+/// is `script` (with `$REAL` set to the real pg_dump).
+pub fn wrapper_bin_dir(dir: &Path, script: &str) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = shared().bin_dir();
+    for tool in ["pg_restore", "psql"] {
+        std::os::unix::fs::symlink(real.join(tool), bin.join(tool)).unwrap();
+    }
+    let text = format!(
+        "#!/bin/sh\nREAL='{}'\n{script}\n",
+        real.join("pg_dump").display()
+    );
+    let path = bin.join("pg_dump");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(
+        &path,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    bin
+}

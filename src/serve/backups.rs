@@ -1,0 +1,77 @@
+//! Scheduled backups beside the daemon.
+//!
+//! The schedule loop itself lives in [`crate::backup::schedule`]; this only
+//! keeps one running for the current config and exports its metrics. A
+//! reload restarts the loop only when the backup settings or the backed-up
+//! targets changed, because restarting it stops a backup in flight.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use super::state::{MetricSource, Shared};
+use crate::backup::{BackupConfig, BackupMetrics, schedule};
+use crate::config::{Config, TargetConfig};
+use crate::report::Measurement;
+
+impl MetricSource for BackupMetrics {
+    fn measurements(&self) -> Vec<(String, Measurement)> {
+        BackupMetrics::measurements(self)
+    }
+}
+
+pub struct BackupScheduler {
+    metrics: BackupMetrics,
+    running: Option<(Key, JoinHandle<()>)>,
+}
+
+/// What the loop was started with.
+type Key = (BackupConfig, Vec<TargetConfig>);
+
+impl BackupScheduler {
+    /// Export the backup metrics of every `backup = true` target from the start.
+    pub fn new(config: &Config, shared: &Arc<Shared>) -> Self {
+        let metrics = BackupMetrics::new(backed_up(config).iter().map(|t| t.name.as_str()));
+        shared.add_source(Arc::new(metrics.clone()));
+        Self {
+            metrics,
+            running: None,
+        }
+    }
+
+    /// Start the loop for `config`, or keep it when nothing it uses changed.
+    pub fn apply(&mut self, config: &Arc<Config>) {
+        let key = (config.backup.clone(), backed_up(config));
+        if matches!(&self.running, Some((running, _)) if *running == key) {
+            return;
+        }
+        if let Some((_, task)) = self.running.take() {
+            tracing::warn!("backup settings changed: the backup schedule restarts");
+            task.abort();
+        }
+        let (config, targets, metrics) = ((**config).clone(), key.1.clone(), self.metrics.clone());
+        let task = tokio::spawn(async move {
+            if let Err(e) = schedule::run(config, targets, metrics).await {
+                tracing::error!("the backup schedule stopped: {e}");
+            }
+        });
+        self.running = Some((key, task));
+    }
+
+    /// Stop the loop; a backup in flight is stopped and its temporary file removed.
+    pub async fn stop(&mut self) {
+        if let Some((_, task)) = self.running.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+fn backed_up(config: &Config) -> Vec<TargetConfig> {
+    config
+        .targets
+        .iter()
+        .filter(|t| t.backup)
+        .cloned()
+        .collect()
+}

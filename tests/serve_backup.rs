@@ -1,0 +1,151 @@
+//! Backups as the daemon and the production guard rails take them: a
+//! scheduled backup shows up in `/metrics`, and in production `migrate up`
+//! backs up first and runs nothing when that backup fails.
+
+mod serve_support;
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serve_support::*;
+use support::*;
+
+fn backup_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_daemon_takes_scheduled_backups_and_exports_them() {
+    let dir = workdir();
+    let url = shared().create_database().unwrap();
+    shared()
+        .psql(
+            url.database().as_str(),
+            "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 100)",
+        )
+        .unwrap();
+    let backups = dir.path().join("backups");
+    let addr = free_addr();
+    // Every two seconds (the optional leading seconds field).
+    let config = format!(
+        "[http]\nlisten = \"{addr}\"\n[checks]\ninterval = \"1s\"\n\
+         [backup]\ndir = \"{}\"\nschedule = \"*/2 * * * * *\"\n{}",
+        backups.display(),
+        target("primary", url.expose(), "backup = true")
+    );
+    let serve = Serve::start(dir.path(), &addr, &config);
+    let primary = [("target", "primary")];
+    let scrape = serve.wait_metrics("a scheduled backup", Duration::from_secs(60), |s| {
+        value(
+            s,
+            "pgwarden_backup_last_success_timestamp_seconds",
+            &primary,
+        )
+        .is_some_and(|t| t > 0.0)
+    });
+    assert!(
+        value(&scrape, "pgwarden_backup_last_size_bytes", &primary).is_some_and(|b| b > 0.0),
+        "no size exported"
+    );
+    assert_eq!(
+        value(&scrape, "pgwarden_backup_failures_total", &primary),
+        Some(0.0)
+    );
+    assert!(serve.stop().success());
+    let files = backup_files(&backups);
+    let dumps: Vec<&String> = files.iter().filter(|n| n.ends_with(".dump")).collect();
+    assert!(!dumps.is_empty(), "no backup written: {files:?}");
+    for dump in dumps {
+        assert!(
+            files.contains(&format!("{dump}.json")),
+            "{dump} has no manifest: {files:?}"
+        );
+    }
+}
+
+#[test]
+fn production_migrate_up_backs_up_first_and_stops_when_the_backup_fails() {
+    let dir = workdir();
+    let url = shared().create_database().unwrap();
+    let database = url.database().to_string();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    write_file(
+        &migrations,
+        "V1__widgets.sql",
+        "CREATE TABLE widgets (id bigint PRIMARY KEY);",
+    );
+    let backups = dir.path().join("backups");
+    let config_with = |bin_dir: &str| {
+        let path = write_file(
+            dir.path(),
+            "pgwarden.toml",
+            &format!(
+                "environment = \"production\"\n[migrations]\ndir = \"{}\"\n\
+                 [backup]\ndir = \"{}\"\n{bin_dir}\n{}",
+                migrations.display(),
+                backups.display(),
+                target("primary", url.expose(), "migrate = true\nbackup = true")
+            ),
+        );
+        path.to_str().unwrap().to_string()
+    };
+    let widgets = || {
+        shared()
+            .psql(
+                &database,
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'widgets'",
+            )
+            .unwrap()
+    };
+
+    let broken = wrapper_bin_dir(
+        dir.path(),
+        "case \"$1\" in --version) exec \"$REAL\" \"$@\";; esac\n\
+         echo 'pg_dump: error: disk full (simulated)' >&2; exit 1",
+    );
+    let config = config_with(&format!("bin_dir = \"{}\"", broken.display()));
+    let out = pgwarden(dir.path())
+        .args(["--config", &config, "migrate", "up"])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("no migration ran"), "{text}");
+    assert!(text.contains("disk full (simulated)"), "{text}");
+    assert!(!text.contains(PASSWORD), "password printed:\n{text}");
+    assert_eq!(
+        widgets(),
+        "0",
+        "the migration ran although the backup failed"
+    );
+    assert!(
+        backup_files(&backups).iter().all(|n| !n.ends_with(".dump")),
+        "a failed backup left a file: {:?}",
+        backup_files(&backups)
+    );
+
+    let config = config_with("");
+    let out = pgwarden(dir.path())
+        .args(["--config", &config, "migrate", "up"])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(widgets(), "1");
+    let files = backup_files(&backups);
+    assert!(
+        files.iter().any(|n| n.ends_with(".dump")),
+        "no backup before the migration: {files:?}"
+    );
+}
