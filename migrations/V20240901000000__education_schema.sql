@@ -1,5 +1,6 @@
--- The education platform's schema: nine tables, their enum types, the trigger
--- that keeps updated_at current and the one that keeps audit_log append-only.
+-- The education platform's schema: nine models in eleven tables, their enum
+-- types, the trigger that keeps updated_at current and the one that keeps
+-- audit_log append-only.
 -- Every rule the application relies on is a constraint here, so the database
 -- rejects bad rows whatever client writes them. PostgreSQL 13+ (gen_random_uuid
 -- is built in since 13).

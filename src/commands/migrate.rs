@@ -1,11 +1,212 @@
-//! `pgwarden migrate`
+//! `pgwarden migrate`: a thin shell over [`crate::migrate`].
 
-use crate::cli::{Context, not_implemented};
-use crate::error::Result;
+use crate::cli::Context;
+use crate::config::TargetConfig;
+use crate::error::{Error, Result};
+use crate::migrate::{self, DownOptions, MigrateReport, MigrationStatus, UpOptions};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The target to migrate (default: the first with `migrate = true`, else the first).
+    #[arg(long, short = 't', global = true, value_name = "NAME")]
+    pub target: Option<String>,
 
-pub async fn run(_ctx: &Context, _args: Args) -> Result<u8> {
-    Err(not_implemented("migrate"))
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Create the migrations folder and the history table.
+    Init,
+    /// Write a new up/down pair, versioned by the current UTC time.
+    Create {
+        /// What the migration does, e.g. "add users table".
+        message: String,
+    },
+    /// Apply pending migrations (all, or up to --revision).
+    Up {
+        /// Stop after this version.
+        #[arg(long, value_name = "VERSION")]
+        revision: Option<i64>,
+        /// Print the SQL instead of running it (no database needed).
+        #[arg(long)]
+        sql: bool,
+        /// With --sql: the version the database is at (default: nothing applied).
+        #[arg(long, value_name = "VERSION", requires = "sql")]
+        from: Option<i64>,
+    },
+    /// Revert the latest migration, or all above --revision (0: all).
+    Down {
+        /// Revert every migration above this version.
+        #[arg(long, value_name = "VERSION")]
+        revision: Option<i64>,
+        /// Print the SQL instead of running it (no database needed).
+        #[arg(long)]
+        sql: bool,
+        /// With --sql: the version the database is at (default: the latest file).
+        #[arg(long, value_name = "VERSION", requires = "sql")]
+        from: Option<i64>,
+    },
+    /// Current version, applied and pending migrations, drift. Exit 1 unless clean.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record migrations up to VERSION as applied without running them.
+    Stamp {
+        /// The version to stamp.
+        #[arg(value_name = "VERSION")]
+        revision: i64,
+    },
+}
+
+pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
+    let config = &ctx.config;
+    match args.action {
+        Action::Create { message } => {
+            let (up, down) = migrate::create(config, &message)?;
+            println!("created {}\ncreated {}", up.display(), down.display());
+            Ok(0)
+        }
+        Action::Up {
+            sql: true,
+            from,
+            revision,
+        } => {
+            print!("{}", migrate::render_up(config, from, revision)?);
+            Ok(0)
+        }
+        Action::Down {
+            sql: true,
+            from,
+            revision,
+        } => {
+            print!("{}", migrate::render_down(config, from, revision)?);
+            Ok(0)
+        }
+        Action::Init => {
+            let target = target(ctx, args.target.as_deref())?;
+            let dir = migrate::init(config, target).await?;
+            println!(
+                "migrations folder {} ready; history table {} ready on target `{}`",
+                dir.display(),
+                migrate::plan::HISTORY_TABLE,
+                target.name
+            );
+            Ok(0)
+        }
+        Action::Up { revision, .. } => {
+            let target = target(ctx, args.target.as_deref())?;
+            let report = migrate::up(config, target, &UpOptions { revision }).await?;
+            print_report(target, &report);
+            Ok(0)
+        }
+        Action::Down { revision, .. } => {
+            let target = target(ctx, args.target.as_deref())?;
+            let report = migrate::down(config, target, &DownOptions { revision }).await?;
+            print_report(target, &report);
+            Ok(0)
+        }
+        Action::Stamp { revision } => {
+            let target = target(ctx, args.target.as_deref())?;
+            let report = migrate::stamp(config, target, revision).await?;
+            print_report(target, &report);
+            Ok(0)
+        }
+        Action::Status { json } => {
+            let target = target(ctx, args.target.as_deref())?;
+            let status = migrate::status(config, target).await?;
+            if json {
+                let text = serde_json::to_string_pretty(&status)
+                    .map_err(|e| Error::failed(format!("cannot render JSON: {e}")))?;
+                println!("{text}");
+            } else {
+                print_status(target, &status);
+            }
+            Ok(if status.is_clean() { 0 } else { 1 })
+        }
+    }
+}
+
+/// `--target`, else the first target with `migrate = true`, else the first.
+fn target<'a>(ctx: &'a Context, name: Option<&str>) -> Result<&'a TargetConfig> {
+    if name.is_some() {
+        return ctx.config.target(name);
+    }
+    let targets = ctx.config.require_targets()?;
+    Ok(targets.iter().find(|t| t.migrate).unwrap_or(&targets[0]))
+}
+
+fn print_report(target: &TargetConfig, report: &MigrateReport) {
+    for m in &report.applied {
+        println!(
+            "applied  V{}__{} ({:.3} s)",
+            m.version, m.name, m.duration_seconds
+        );
+    }
+    for m in &report.reverted {
+        println!(
+            "reverted V{}__{} ({:.3} s)",
+            m.version, m.name, m.duration_seconds
+        );
+    }
+    for v in &report.stamped {
+        println!("stamped  V{v} (recorded, not run)");
+    }
+    if report.applied.is_empty() && report.reverted.is_empty() && report.stamped.is_empty() {
+        println!("nothing to do");
+    }
+    println!(
+        "target `{}`: at version {}, {} pending",
+        target.name,
+        report
+            .current_version
+            .map_or("none".to_string(), |v| v.to_string()),
+        report.pending
+    );
+}
+
+fn print_status(target: &TargetConfig, status: &MigrationStatus) {
+    println!(
+        "target `{}`: current version {}",
+        target.name,
+        status
+            .current_version
+            .map_or("none".to_string(), |v| v.to_string())
+    );
+    println!("applied ({}):", status.applied.len());
+    for row in &status.applied {
+        println!(
+            "  V{}__{}  applied {}",
+            row.version, row.name, row.applied_on
+        );
+    }
+    println!("pending ({}):", status.pending.len());
+    for file in &status.pending_files {
+        println!("  {}", file.display());
+    }
+    if !status.drift.is_empty() {
+        println!("drift ({}):", status.drift.len());
+        for d in &status.drift {
+            println!("  {}", d.message);
+        }
+    }
+    if !status.incomplete.is_empty() {
+        println!("incomplete ({}):", status.incomplete.len());
+        for i in &status.incomplete {
+            println!(
+                "  V{}__{} ({}) failed {} at statement {} of {}: {}\n    cleanup: {}",
+                i.version,
+                i.name,
+                i.direction,
+                i.failed_at,
+                i.failed_statement,
+                i.statements,
+                i.error,
+                i.advice
+            );
+        }
+    }
 }
