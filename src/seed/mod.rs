@@ -146,13 +146,14 @@ pub async fn run(
         plan.user_password_hash = admin::dev_password_hash()?;
     }
 
+    ensure_at_head(config, target).await?;
     let mut client = crate::pool::connect_direct(target).await?;
     ensure_schema(&client).await?;
     let tx = client
         .transaction()
         .await
         .map_err(|e| db_error("starting the seed transaction", &e))?;
-    tx.execute("SELECT pg_advisory_xact_lock(7_240_901)", &[])
+    tx.execute("SELECT pg_advisory_xact_lock(7240901)", &[])
         .await
         .map_err(|e| db_error("waiting for another seed run", &e))?;
     let cleared = if options.clear {
@@ -234,6 +235,30 @@ pub fn anchor(config: &SeedConfig) -> Result<i64> {
     Ok(date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp())
 }
 
+/// Seed data is written for the schema at the head of the migrations:
+/// refuse while migrations are pending or half-done.
+async fn ensure_at_head(config: &crate::config::Config, target: &TargetConfig) -> Result<()> {
+    let status = crate::migrate::status(config, target).await?;
+    if !status.drifted.is_empty() {
+        tracing::warn!(versions = ?status.drifted, "applied migrations differ from their files");
+    }
+    if status.pending.is_empty() && status.incomplete.is_empty() {
+        return Ok(());
+    }
+    let pending: Vec<String> = status.pending.iter().map(i64::to_string).collect();
+    Err(Error::failed(format!(
+        "target `{}` is not migrated to the head ({} pending: {}{}); run `pgwarden migrate up` first; nothing was seeded",
+        target.name,
+        status.pending.len(),
+        pending.join(", "),
+        if status.incomplete.is_empty() {
+            ""
+        } else {
+            "; a migration stopped midway, see `pgwarden migrate status`"
+        }
+    )))
+}
+
 /// Seeding needs the education schema: refuse clearly when it is not there.
 pub(crate) async fn ensure_schema(client: &tokio_postgres::Client) -> Result<()> {
     let names: Vec<&str> = TABLES.iter().map(|t| t.name()).collect();
@@ -301,10 +326,13 @@ async fn scale_mode(tx: &tokio_postgres::Transaction<'_>, plan: &Plan) -> Result
     if seeded == 0 {
         return Ok(Some(Mode::Direct));
     }
+    // This very scale: its last user is there and the next size's first is not.
+    let beyond = ids::id(plan.seed, ids::Kind::User, plan.users);
     let done: bool = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)",
-            &[&last_user],
+            "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) \
+                    AND NOT EXISTS (SELECT 1 FROM users WHERE id = $2)",
+            &[&last_user, &beyond],
         )
         .await
         .map_err(|e| db_error("looking for earlier seed data", &e))?
