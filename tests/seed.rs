@@ -120,6 +120,16 @@ impl Db {
             .collect()
     }
 
+    /// Every constraint and index definition of the schema.
+    fn definitions(&self) -> String {
+        self.sql(
+            "SELECT (SELECT string_agg(conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid), E'\\n' ORDER BY conrelid::regclass::text, conname)
+                       FROM pg_constraint WHERE connamespace = 'public'::regnamespace)
+                 || E'\\n' ||
+                    (SELECT string_agg(indexdef, E'\\n' ORDER BY indexname) FROM pg_indexes WHERE schemaname = 'public')",
+        )
+    }
+
     fn total_rows(&self) -> i64 {
         self.checksums().iter().map(|c| c.1).sum()
     }
@@ -422,7 +432,14 @@ fn stats_count_rows_and_seeded_rows() {
 #[test]
 fn scale_multiplies_the_development_volumes() {
     let db = Db::migrated("anchor = \"2024-09-01\"");
+    let schema = db.definitions();
+    assert!(
+        schema.contains("FOREIGN KEY") && schema.contains("users_email_lower_key"),
+        "{schema}"
+    );
     let out = db.seed_exits(&["run", "--scale", "3"], 0);
+    // The bulk load put back every key and index it deferred.
+    assert_eq!(db.definitions(), schema);
     assert!(out.contains("rows/s"), "{out}");
     assert_eq!(db.count("SELECT count(*) FROM users"), 300);
     assert_eq!(db.count("SELECT count(*) FROM learning_paths"), 150);
@@ -457,4 +474,26 @@ fn bad_arguments_are_usage_errors() {
     assert!(out.contains("seed.anchor"), "{out}");
     let out = db.seed_exits(&["run", "--scale", "0"], 2);
     assert!(out.contains("--scale"), "{out}");
+}
+
+#[test]
+fn a_bulk_load_that_fails_keeps_keys_indexes_and_no_rows() {
+    let db = Db::migrated("");
+    let schema = db.definitions();
+    db.sql(
+        "CREATE FUNCTION fail_seed() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             -- Fails only while the keys are deferred: proves the bulk path ran.
+             IF to_regclass('study_sessions_pkey') IS NULL
+                AND (SELECT count(*) FROM study_sessions) >= 1000 THEN
+                 RAISE EXCEPTION 'injected failure';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER fail_seed BEFORE INSERT ON study_sessions FOR EACH ROW EXECUTE FUNCTION fail_seed();",
+    );
+    let out = db.seed_exits(&["run", "--scale", "2"], 1);
+    assert!(out.contains("injected failure"), "{out}");
+    assert_eq!(db.total_rows(), 0);
+    assert_eq!(db.definitions(), schema);
 }

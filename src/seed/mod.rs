@@ -5,6 +5,7 @@
 //! - [`ids`]: stable ids and the seeded random streams;
 //! - [`generate`]: the deterministic rows of every table, as COPY text;
 //! - [`writer`]: COPY into the database (idempotent or fast);
+//! - [`bulk`]: keys and indexes after the data, for `--scale` on empty tables;
 //! - [`stats`], [`clear`]: `seed stats` and `seed clear`;
 //! - [`admin`]: password hashes (argon2id).
 //!
@@ -25,6 +26,7 @@
 //! ([`ids::SEEDED_PREFIX`]), which is how `seed stats` and `seed clear` find them.
 
 pub mod admin;
+pub mod bulk;
 pub mod clear;
 pub mod copytext;
 pub mod dataset;
@@ -185,10 +187,27 @@ pub async fn run(
         rows: 0,
         report: options.progress.as_deref().unwrap_or(&silent),
     };
+    let names: Vec<&str> = TABLES.iter().map(|t| t.name()).collect();
+    let deferred = if mode == Mode::Direct && bulk::all_empty(&tx, &names).await? {
+        Some(bulk::defer(&tx, &names).await?)
+    } else {
+        None
+    };
     let mut inserted = Vec::new();
     for table in TABLES {
         let n = writer::write_table(&tx, &plan, table, mode, &mut tracker).await?;
         inserted.push((table.name().to_string(), n));
+    }
+    if let Some(deferred) = deferred {
+        (tracker.report)(&Progress {
+            table: "(keys and indexes)",
+            units_done: tracker.units_done,
+            units_total: tracker.units_total,
+            rows: tracker.rows,
+            elapsed: started.elapsed(),
+        });
+        tracing::debug!(statements = deferred.len(), "recreating keys and indexes");
+        bulk::restore(&tx, deferred).await?;
     }
     tx.commit()
         .await
