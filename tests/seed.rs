@@ -24,6 +24,21 @@ const TABLES: [&str; 11] = [
     "audit_log",
 ];
 
+/// Rows per table after `seed run --env development` with the default seed.
+const DEVELOPMENT_COUNTS: [(&str, i64); 11] = [
+    ("users", 100),
+    ("achievements", 30),
+    ("learning_paths", 50),
+    ("modules", 250),
+    ("assessments", 300),
+    ("study_sessions", 1291),
+    ("progress", 841),
+    ("assessment_attempts", 586),
+    ("user_achievements", 144),
+    ("notifications", 400),
+    ("audit_log", 125),
+];
+
 /// A working directory with a config pointing at a fresh database.
 struct Db {
     dir: tempfile::TempDir,
@@ -163,6 +178,13 @@ fn development_counts_are_exact_and_a_second_run_changes_nothing() {
         );
     }
     assert_eq!(db.count("SELECT count(*) FROM notifications"), 400);
+    // With the default seed every count is fixed (the README lists them).
+    let counts: Vec<(String, i64)> = db.checksums().into_iter().map(|(t, n, _)| (t, n)).collect();
+    let expected: Vec<(String, i64)> = DEVELOPMENT_COUNTS
+        .iter()
+        .map(|(t, n)| (t.to_string(), *n))
+        .collect();
+    assert_eq!(counts, expected);
     // Every path is written by a teacher.
     assert_eq!(
         db.count("SELECT count(*) FROM learning_paths p JOIN users u ON u.id = p.author_id WHERE u.role = 'teacher'"),

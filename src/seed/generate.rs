@@ -1,4 +1,4 @@
-//! The deterministic generator: rows of every table as COPY text.
+//! The deterministic generator: rows of every table in binary COPY format.
 //!
 //! Rows are generated per *unit* (a user, a path, an achievement), each from
 //! its own random stream ([`Rng::for_row`]), so any range of units can be
@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use uuid::Uuid;
 
-use super::copytext::Rows;
+use super::copybin::Rows;
 use super::dataset::*;
 use super::ids::{Kind, Rng, id};
 
@@ -202,7 +202,7 @@ fn user_row(plan: &Plan, u: u64, rows: &mut Rows) {
         .text(&user.display_name)
         .text(user.role.as_str())
         .text(hash)
-        .text(&prefs)
+        .json(&prefs)
         .bool(user.active)
         .opt_ts(user.last_login)
         .ts(user.created)
@@ -227,7 +227,7 @@ fn achievement_row(plan: &Plan, a: u64, rows: &mut Rows) {
         .text(&code)
         .text(&title)
         .text(description)
-        .text(&criteria)
+        .json(&criteria)
         .int(i64::from(points) * (round as i64 + 1))
         .ts(created)
         .ts(created)
@@ -279,7 +279,7 @@ fn path_row(plan: &Plan, p: u64, rows: &mut Rows) {
         .text(&description)
         .text(path.difficulty)
         .bool(path.published)
-        .text(&metadata)
+        .json(&metadata)
         .uuid(id(plan.seed, Kind::User, plan.author_of(p)))
         .ts(path.created)
         .ts(path.created)
@@ -303,7 +303,7 @@ fn module_rows(plan: &Plan, p: u64, rows: &mut Rows) {
             .uuid(id(plan.seed, Kind::Path, p))
             .text(&format!("{}. {}", m + 1, MODULE_TITLES[m as usize]))
             .int(m as i64)
-            .text(&content)
+            .json(&content)
             .int(rng.between(15, 60))
             .ts(created + m as i64 * HOUR)
             .ts(created + m as i64 * HOUR)
@@ -329,14 +329,14 @@ fn assessment_rows(plan: &Plan, p: u64, rows: &mut Rows) {
             rows.uuid(id(plan.seed, Kind::Module, module_index(p, m)))
                 .null()
                 .text(&format!("Quiz: {}", MODULE_TITLES[m as usize]))
-                .text(questions)
+                .json(questions)
                 .int(QUIZ_MAX)
                 .int(7);
         } else {
             rows.null()
                 .uuid(id(plan.seed, Kind::Path, p))
                 .text(&format!("Final assessment: {}", path.title))
-                .text(questions)
+                .json(questions)
                 .int(FINAL_MAX)
                 .int(70);
         }
@@ -480,10 +480,6 @@ fn session_rows(plan: &Plan, u: u64, rows: &mut Rows) {
     }
 }
 
-fn percent_text(hundredths: i64) -> String {
-    format!("{}.{:02}", hundredths / 100, hundredths % 100)
-}
-
 fn progress_rows(plan: &Plan, u: u64, rows: &mut Rows) {
     let user_id = id(plan.seed, Kind::User, u);
     let mut n = 0;
@@ -504,7 +500,7 @@ fn progress_rows(plan: &Plan, u: u64, rows: &mut Rows) {
             .uuid(user_id)
             .uuid(id(plan.seed, Kind::Path, e.path))
             .null()
-            .text(&percent_text(hundredths))
+            .hundredths(hundredths)
             .text(status)
             .opt_ts(completed_at)
             .ts(e.start)
@@ -516,7 +512,7 @@ fn progress_rows(plan: &Plan, u: u64, rows: &mut Rows) {
                 .uuid(user_id)
                 .null()
                 .uuid(id(plan.seed, Kind::Module, work.module))
-                .text(&percent_text(work.percent * 100))
+                .hundredths(work.percent * 100)
                 .text(if done { "completed" } else { "in_progress" })
                 .opt_ts(done.then(|| work.last_end()))
                 .ts(work.sessions[0].0)
@@ -622,7 +618,7 @@ fn notification_rows(plan: &Plan, u: u64, rows: &mut Rows) {
         rows.uuid(id(plan.seed, Kind::Notification, u * ROW_STRIDE + k))
             .uuid(id(plan.seed, Kind::User, u))
             .text(kind)
-            .text(&payload)
+            .json(&payload)
             .opt_ts(read_at)
             .ts(created)
             .ts(read_at.unwrap_or(created))
@@ -645,7 +641,7 @@ fn audit_rows(plan: &Plan, u: u64, rows: &mut Rows) {
         .text("users")
         .uuid(user.id)
         .null()
-        .text(&after)
+        .json(&after)
         .ts(user.created)
         .ts(user.created)
         .end();
@@ -656,8 +652,8 @@ fn audit_rows(plan: &Plan, u: u64, rows: &mut Rows) {
             .text("user.update_preferences")
             .text("users")
             .uuid(user.id)
-            .text(r#"{"theme": "light"}"#)
-            .text(&format!(r#"{{"theme": "{}"}}"#, user.theme))
+            .json(r#"{"theme": "light"}"#)
+            .json(&format!(r#"{{"theme": "{}"}}"#, user.theme))
             .ts(at)
             .ts(at)
             .end();
@@ -669,7 +665,7 @@ mod tests {
     use super::*;
     use crate::config::Environment;
 
-    fn all_rows(plan: &Plan, table: Table) -> (String, u64) {
+    fn all_rows(plan: &Plan, table: Table) -> (Vec<u8>, u64) {
         let mut rows = Rows::default();
         emit(table, plan, 0..table.units(plan), &mut rows);
         rows.take()

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::SinkExt;
 use tokio_postgres::Transaction;
 
-use super::copytext::Rows;
+use super::copybin::{HEADER, Rows, TRAILER};
 use super::dataset::Plan;
 use super::generate::{Table, emit};
 use crate::error::{Error, Result};
@@ -109,6 +109,11 @@ async fn copy_rows(
 ) -> Result<u64> {
     let units = table.units(plan);
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Bytes, u64, u64)>(4);
+    // The binary stream's header goes first, its trailer last.
+    sender
+        .send((Bytes::from_static(HEADER), 0, 0))
+        .await
+        .map_err(|_| Error::failed("the seed generator stopped"))?;
     let generator_plan = plan.clone();
     let generator = tokio::task::spawn_blocking(move || {
         let mut rows = Rows::default();
@@ -117,9 +122,12 @@ async fn copy_rows(
             let end = (start + CHUNK_UNITS).min(units);
             emit(table, &generator_plan, start..end, &mut rows);
             if rows.bytes() >= CHUNK_BYTES || end == units {
-                let (text, n) = rows.take();
+                let (mut bytes, n) = rows.take();
+                if end == units {
+                    bytes.extend_from_slice(TRAILER);
+                }
                 // A closed channel means the COPY failed; its error is reported.
-                if sender.blocking_send((Bytes::from(text), end, n)).is_err() {
+                if sender.blocking_send((Bytes::from(bytes), end, n)).is_err() {
                     return;
                 }
             }
@@ -128,14 +136,17 @@ async fn copy_rows(
     });
     let context = format!("copying into {}", table.name());
     let sink = tx
-        .copy_in::<_, Bytes>(&format!("COPY {into} ({}) FROM STDIN", table.columns()))
+        .copy_in::<_, Bytes>(&format!(
+            "COPY {into} ({}) FROM STDIN (FORMAT binary)",
+            table.columns()
+        ))
         .await
         .map_err(|e| db_error(&context, &e))?;
     futures::pin_mut!(sink);
     let units_before = tracker.units_done;
     while let Some((chunk, units_done, rows)) = receiver.recv().await {
         sink.send(chunk).await.map_err(|e| db_error(&context, &e))?;
-        tracker.units_done = units_before + units_done;
+        tracker.units_done = tracker.units_done.max(units_before + units_done);
         tracker.rows += rows;
         (tracker.report)(&Progress {
             table: table.name(),
