@@ -28,8 +28,10 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
 
     // pgwarden: migrate, then seed at scale.
-    let mut config = Config::default();
-    config.environment = Environment::Development;
+    let mut config = Config {
+        environment: Environment::Development,
+        ..Config::default()
+    };
     config.migrations.dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let target = TargetConfig::from_url("bench", cluster.create_database().expect("database"));
     runtime
