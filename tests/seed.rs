@@ -283,6 +283,9 @@ fn staging_gets_its_own_smaller_data_set() {
     assert_eq!(db.count("SELECT count(*) FROM learning_paths"), 20);
     assert_eq!(db.count("SELECT count(*) FROM achievements"), 20);
     assert_eq!(db.count("SELECT count(*) FROM notifications"), 50);
+    assert_eq!(db.count("SELECT count(*) FROM modules"), 100);
+    assert_eq!(db.count("SELECT count(*) FROM assessments"), 120);
+    assert_eq!(db.count("SELECT count(*) FROM audit_log"), 63);
     // Limited sessions: one per module worked on, two paths per student.
     assert_eq!(
         db.count("SELECT count(*) FROM (SELECT 1 FROM study_sessions GROUP BY user_id, module_id HAVING count(*) > 1) x"),
@@ -463,6 +466,8 @@ fn scale_multiplies_the_development_volumes() {
     // The bulk load put back every key and index it deferred.
     assert_eq!(db.definitions(), schema);
     assert!(out.contains("rows/s"), "{out}");
+    // No progress bar when stderr is not a terminal.
+    assert!(!out.contains('\r'), "{out:?}");
     assert_eq!(db.count("SELECT count(*) FROM users"), 300);
     assert_eq!(db.count("SELECT count(*) FROM learning_paths"), 150);
     assert_eq!(db.count("SELECT count(*) FROM achievements"), 90);

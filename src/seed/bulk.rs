@@ -53,6 +53,11 @@ ORDER BY 1, 2";
 
 /// Drop the keys and indexes of `tables` (all empty) for a bulk load.
 pub async fn defer(tx: &Transaction<'_>, tables: &[&str]) -> Result<Deferred> {
+    // Index builds sort in memory rather than in temporary files; LOCAL:
+    // for this transaction only.
+    tx.batch_execute("SET LOCAL maintenance_work_mem = '256MB'")
+        .await
+        .map_err(|e| db_error("setting maintenance_work_mem", &e))?;
     let rows = tx
         .query(CATALOG, &[&tables])
         .await
