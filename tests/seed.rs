@@ -524,3 +524,50 @@ fn a_bulk_load_that_fails_keeps_keys_indexes_and_no_rows() {
     assert_eq!(db.total_rows(), 0);
     assert_eq!(db.definitions(), schema);
 }
+
+#[test]
+fn concurrent_runs_queue_and_seed_once() {
+    let db = Db::migrated("");
+    let children: Vec<_> = (0..2)
+        .map(|_| db.command(&["run"]).spawn().expect("spawn pgwarden"))
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    }
+    let counts: Vec<(String, i64)> = db.checksums().into_iter().map(|(t, n, _)| (t, n)).collect();
+    let expected: Vec<(String, i64)> = DEVELOPMENT_COUNTS
+        .iter()
+        .map(|(t, n)| (t.to_string(), *n))
+        .collect();
+    assert_eq!(counts, expected);
+}
+
+#[test]
+fn an_unreachable_database_exits_3() {
+    let dir = workdir();
+    write_file(
+        dir.path(),
+        "pgwarden.toml",
+        &format!(
+            "[migrations]\ndir = \"{}\"\n\n[[targets]]\nname = \"down\"\nurl = \"postgres://nobody@127.0.0.1:1/x\"\nconnect_timeout = \"2s\"\n",
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .display()
+        ),
+    );
+    for args in [
+        &["seed", "stats"][..],
+        &["seed", "run"][..],
+        &["seed", "clear"][..],
+    ] {
+        let out = pgwarden(dir.path())
+            .args(["--config", "pgwarden.toml"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {text}");
+        assert!(text.contains("connection refused"), "{text}");
+    }
+}
