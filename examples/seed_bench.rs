@@ -21,6 +21,11 @@ use pgwarden::config::{Config, Environment, TargetConfig};
 use pgwarden::seed::{self, SeedOptions};
 
 fn main() {
+    // RUST_LOG=pgwarden=debug shows the time of every COPY and index build.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let mut args = std::env::args().skip(1);
     let scale: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
     let pgbench_scale: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
@@ -60,7 +65,7 @@ fn main() {
         .output()
         .unwrap_or_else(|e| {
             panic!(
-                "cannot run {}: {e} (Debian: postgresql-contrib)",
+                "cannot run {}: {e} (Debian: the postgresql package)",
                 pgbench.display()
             )
         });

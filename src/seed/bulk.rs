@@ -81,9 +81,10 @@ pub async fn defer(tx: &Transaction<'_>, tables: &[&str]) -> Result<Deferred> {
 /// Recreate (and so validate) everything [`defer`] dropped.
 pub async fn restore(tx: &Transaction<'_>, deferred: Deferred) -> Result<()> {
     for sql in deferred.recreate {
-        tx.batch_execute(&sql)
-            .await
-            .map_err(|e| db_error(&format!("recreating after the bulk load ({sql})"), &e))?;
+        let started = std::time::Instant::now();
+        let done = tx.batch_execute(&sql).await;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), %sql, "recreated");
+        done.map_err(|e| db_error(&format!("recreating after the bulk load ({sql})"), &e))?;
     }
     Ok(())
 }

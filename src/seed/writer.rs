@@ -76,7 +76,14 @@ pub async fn write_table(
             stage
         }
     };
+    let started = Instant::now();
     let copied = copy_rows(tx, plan, table, &into, tracker).await?;
+    tracing::debug!(
+        table = table.name(),
+        rows = copied,
+        seconds = started.elapsed().as_secs_f64(),
+        "copied"
+    );
     match mode {
         Mode::Direct => Ok(copied),
         Mode::Upsert => {
