@@ -422,7 +422,8 @@ fn stamp_records_versions_without_running_them() {
     assert_eq!(project.history(), "10:existing,20:more");
     let status = project.fails(&["status"], 1);
     assert!(status.contains("V30__new.sql"), "{status}");
-    project.ok(&["up"]);
+    // Production goes through the backup hook first (issue 6 fills it in).
+    project.ok(&["up", "--env", "production"]);
     assert!(project.relation_exists("new") && !project.relation_exists("existing"));
     project.ok(&["status"]);
     assert!(
@@ -694,4 +695,48 @@ fn an_unreachable_database_exits_3_and_a_missing_folder_exits_2() {
     std::fs::remove_dir(project.migrations()).unwrap();
     let out = project.fails(&["up"], 2);
     assert!(out.contains("migrate init"), "{out}");
+}
+
+#[test]
+fn a_lock_released_between_retries_lets_the_migration_through() {
+    let project = Project::with_settings("lock_timeout = \"300ms\"\nlock_retries = 8");
+    project.file("V1__t.sql", "CREATE TABLE t (id int);");
+    project.ok(&["up"]);
+    project.file("V2__alter.sql", "ALTER TABLE t ADD COLUMN note text;");
+    let cluster = shared();
+    // Holds the table for three seconds, then commits.
+    let mut holder = Command::new(cluster.bin_dir().join("psql"))
+        .args(["-X", "-q", "-h", "127.0.0.1", "-p"])
+        .arg(cluster.port().to_string())
+        .args(["-U", "postgres", "-d", &project.db()])
+        .args(["-c", "SET application_name = 'brief_holder'"])
+        .args([
+            "-c",
+            "BEGIN; LOCK TABLE t IN ACCESS SHARE MODE; SELECT pg_sleep(3); COMMIT",
+        ])
+        .env("PGPASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    cluster
+        .wait_for(
+            &project.db(),
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'brief_holder' AND l.relation = 't'::regclass",
+            "1",
+            std::time::Duration::from_secs(20),
+        )
+        .unwrap();
+    let out = project.ok(&["up"]);
+    let _ = holder.wait();
+    assert!(
+        out.contains("retrying") && out.contains("brief_holder"),
+        "{out}"
+    );
+    assert!(out.contains("applied  V2__alter"), "{out}");
+    let status = project.ok(&["status", "--json"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&status[..status.rfind('}').unwrap() + 1]).unwrap();
+    assert_eq!(json["current_version"], 2);
+    assert_eq!(json["pending"], serde_json::json!([]));
 }

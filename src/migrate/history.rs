@@ -53,7 +53,7 @@ pub struct Incomplete {
     pub advice: String,
 }
 
-async fn table_exists(client: &Client, table: &str) -> Result<bool> {
+pub async fn table_exists(client: &Client, table: &str) -> Result<bool> {
     let row = client
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
         .await

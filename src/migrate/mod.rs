@@ -141,17 +141,20 @@ pub fn load(config: &Config) -> Result<Vec<Migration>> {
 async fn locked_session(config: &Config, target: &TargetConfig) -> Result<Session> {
     let session = Session::open(target, &config.migrations).await?;
     session.lock().await?;
-    session
-        .client
-        .batch_execute(&plan::history_ddl())
-        .await
-        .map_err(|e| {
-            Error::failed(format!(
-                "creating the history table {}: {}",
-                plan::HISTORY_TABLE,
-                db_message(&e)
-            ))
-        })?;
+    // Checked first (we hold the lock) so IF NOT EXISTS does not log a NOTICE every run.
+    if !history::table_exists(&session.client, plan::HISTORY_TABLE).await? {
+        session
+            .client
+            .batch_execute(&plan::history_ddl())
+            .await
+            .map_err(|e| {
+                Error::failed(format!(
+                    "creating the history table {}: {}",
+                    plan::HISTORY_TABLE,
+                    db_message(&e)
+                ))
+            })?;
+    }
     Ok(session)
 }
 
