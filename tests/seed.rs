@@ -355,6 +355,18 @@ fn production_gets_the_admin_essential_achievements_and_five_paths_only() {
         .map(|c| c.1)
         .sum();
     assert_eq!(others, 0, "{counts:?}");
+    // Again, with another password: the existing admin is left alone.
+    let out = db
+        .command(&["run", "--env", "production"])
+        .env("PGWARDEN_ADMIN_EMAIL", "root@school.example")
+        .env("PGWARDEN_ADMIN_PASSWORD", "another-one")
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("nothing inserted"), "{text}");
+    assert_eq!(db.sql("SELECT password_hash FROM users"), hash);
+    assert_eq!(db.checksums(), counts);
 }
 
 #[test]
