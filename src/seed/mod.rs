@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::admin::{AdminCredentials, DEV_PASSWORD};
 use self::dataset::Plan;
-use self::generate::{TABLES, Table};
+use self::generate::TABLES;
 pub use self::stats::{TableStats, stats};
 pub use self::writer::Progress;
 use self::writer::{Mode, Tracker, db_error};
@@ -363,9 +363,4 @@ async fn scale_mode(tx: &tokio_postgres::Transaction<'_>, plan: &Plan) -> Result
     Err(Error::usage(
         "the database already holds seed data of another size; add --clear to replace it with this scale",
     ))
-}
-
-/// The tables seeding writes, in order (for callers that list them).
-pub fn tables() -> impl Iterator<Item = &'static str> {
-    TABLES.iter().map(|t: &Table| t.name())
 }
