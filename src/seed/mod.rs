@@ -123,6 +123,46 @@ pub async fn run(
     options: &SeedOptions,
 ) -> crate::Result<SeedReport> {
     let started = Instant::now();
+    let plan = plan_for(config, options)?;
+    ensure_at_head(config, target).await?;
+    let mut client = crate::pool::connect_direct(target).await?;
+    ensure_schema(&client).await?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| db_error("starting the seed transaction", &e))?;
+    tx.execute("SELECT pg_advisory_xact_lock(7240901)", &[])
+        .await
+        .map_err(|e| db_error("waiting for another seed run", &e))?;
+    let cleared = if options.clear {
+        clear::clear_in(&tx).await?
+    } else {
+        Vec::new()
+    };
+    check_same_seed(&tx, &plan).await?;
+    let mode = if options.scale.is_some() {
+        scale_mode(&tx, &plan).await?
+    } else {
+        Some(Mode::Upsert)
+    };
+    let inserted = match mode {
+        Some(mode) => load(&tx, &plan, mode, options, started).await?,
+        // This scale is already there.
+        None => TABLES.iter().map(|t| (t.name().to_string(), 0)).collect(),
+    };
+    tx.commit()
+        .await
+        .map_err(|e| db_error("committing the seed data", &e))?;
+    Ok(SeedReport {
+        inserted,
+        cleared,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The data set to load: the environment's, checked against the options,
+/// with its password hashes.
+fn plan_for(config: &crate::config::Config, options: &SeedOptions) -> Result<Plan> {
     let environment = options.environment.unwrap_or(config.environment);
     if options.clear {
         clear::ensure_allowed(environment, "`seed run --clear`")?;
@@ -148,55 +188,35 @@ pub async fn run(
     } else {
         plan.user_password_hash = admin::dev_password_hash()?;
     }
+    Ok(plan)
+}
 
-    ensure_at_head(config, target).await?;
-    let mut client = crate::pool::connect_direct(target).await?;
-    ensure_schema(&client).await?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(|e| db_error("starting the seed transaction", &e))?;
-    tx.execute("SELECT pg_advisory_xact_lock(7240901)", &[])
-        .await
-        .map_err(|e| db_error("waiting for another seed run", &e))?;
-    let cleared = if options.clear {
-        clear::clear_in(&tx).await?
-    } else {
-        Vec::new()
-    };
-    check_same_seed(&tx, &plan).await?;
-    let mode = if options.scale.is_some() {
-        match scale_mode(&tx, &plan).await? {
-            Some(mode) => mode,
-            None => {
-                return Ok(SeedReport {
-                    inserted: TABLES.iter().map(|t| (t.name().to_string(), 0)).collect(),
-                    cleared,
-                    seconds: started.elapsed().as_secs_f64(),
-                });
-            }
-        }
-    } else {
-        Mode::Upsert
-    };
-
+/// Write every table; with [`Mode::Direct`] into empty tables, keys and
+/// indexes are built after the data ([`bulk`]).
+async fn load(
+    tx: &tokio_postgres::Transaction<'_>,
+    plan: &Plan,
+    mode: Mode,
+    options: &SeedOptions,
+    started: Instant,
+) -> Result<Vec<(String, u64)>> {
     let silent = |_: &Progress| {};
     let mut tracker = Tracker {
         started,
         units_done: 0,
-        units_total: TABLES.iter().map(|t| t.units(&plan)).sum(),
+        units_total: TABLES.iter().map(|t| t.units(plan)).sum(),
         rows: 0,
         report: options.progress.as_deref().unwrap_or(&silent),
     };
     let names: Vec<&str> = TABLES.iter().map(|t| t.name()).collect();
-    let deferred = if mode == Mode::Direct && bulk::all_empty(&tx, &names).await? {
-        Some(bulk::defer(&tx, &names).await?)
+    let deferred = if mode == Mode::Direct && bulk::all_empty(tx, &names).await? {
+        Some(bulk::defer(tx, &names).await?)
     } else {
         None
     };
     let mut inserted = Vec::new();
     for table in TABLES {
-        let n = writer::write_table(&tx, &plan, table, mode, &mut tracker).await?;
+        let n = writer::write_table(tx, plan, table, mode, &mut tracker).await?;
         inserted.push((table.name().to_string(), n));
     }
     if let Some(deferred) = deferred {
@@ -208,16 +228,9 @@ pub async fn run(
             elapsed: started.elapsed(),
         });
         tracing::debug!(statements = deferred.len(), "recreating keys and indexes");
-        bulk::restore(&tx, deferred).await?;
+        bulk::restore(tx, deferred).await?;
     }
-    tx.commit()
-        .await
-        .map_err(|e| db_error("committing the seed data", &e))?;
-    Ok(SeedReport {
-        inserted,
-        cleared,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(inserted)
 }
 
 /// `seed clear`: delete every seeded row of `target`, development only.
