@@ -583,3 +583,26 @@ fn an_unreachable_database_exits_3() {
         assert!(text.contains("connection refused"), "{text}");
     }
 }
+
+#[test]
+fn scale_draws_a_progress_bar_on_a_terminal() {
+    let db = Db::migrated("");
+    // `script` (bsdutils, essential on Debian) gives the command a terminal.
+    let command = format!(
+        "{} --config pgwarden.toml seed run --scale 2",
+        env!("CARGO_BIN_EXE_pgwarden")
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .current_dir(db.dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("PGWARDEN_ENV")
+        .env_remove("PGWARDEN_CONFIG")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run script: {e}; install bsdutils"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("\r["), "no progress bar: {text:?}");
+    assert!(text.contains("rows/s"), "{text:?}");
+    assert_eq!(db.count("SELECT count(*) FROM users"), 200);
+}
