@@ -1,0 +1,190 @@
+//! The writer: streams generated rows into the database with COPY.
+//!
+//! Generation runs on a blocking thread and hands chunks over a small
+//! channel, so on a two-core machine the generator and the server work at the
+//! same time. Two ways in:
+//! - [`Mode::Upsert`] (normal runs): COPY into a temporary table, then
+//!   `INSERT … SELECT … ON CONFLICT DO NOTHING`: rows already there (same
+//!   stable id, or same unique key) are skipped, which makes runs idempotent;
+//! - [`Mode::Direct`] (`--scale`, only on a database without seed data):
+//!   COPY straight into the table, the fast path for millions of rows.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::SinkExt;
+use tokio_postgres::Transaction;
+
+use super::copybin::{HEADER, Rows, TRAILER};
+use super::dataset::Plan;
+use super::generate::{Table, emit};
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Upsert,
+    Direct,
+}
+
+/// Where a seed run is, for a progress bar.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub table: &'static str,
+    /// Units (users, paths…) of all tables done so far, and in all.
+    pub units_done: u64,
+    pub units_total: u64,
+    /// Rows sent to the server so far, all tables.
+    pub rows: u64,
+    pub elapsed: std::time::Duration,
+}
+
+/// Units generated per chunk, and the buffer size that ends a chunk early.
+const CHUNK_UNITS: u64 = 512;
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Counters shared across the tables of one run.
+pub struct Tracker<'a> {
+    pub started: Instant,
+    pub units_done: u64,
+    pub units_total: u64,
+    pub rows: u64,
+    pub report: &'a (dyn Fn(&Progress) + Send + Sync),
+}
+
+/// Write every row of `table`; returns how many were inserted.
+pub async fn write_table(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    table: Table,
+    mode: Mode,
+    tracker: &mut Tracker<'_>,
+) -> Result<u64> {
+    let units = table.units(plan);
+    if units == 0 {
+        return Ok(0);
+    }
+    let into = match mode {
+        Mode::Direct => table.name().to_string(),
+        Mode::Upsert => {
+            let stage = format!("seed_stage_{}", table.name());
+            tx.batch_execute(&format!(
+                "CREATE TEMP TABLE {stage} (LIKE {}) ON COMMIT DROP",
+                table.name()
+            ))
+            .await
+            .map_err(|e| db_error(&format!("staging {}", table.name()), &e))?;
+            stage
+        }
+    };
+    let started = Instant::now();
+    let copied = copy_rows(tx, plan, table, &into, tracker).await?;
+    tracing::debug!(
+        table = table.name(),
+        rows = copied,
+        seconds = started.elapsed().as_secs_f64(),
+        "copied"
+    );
+    match mode {
+        Mode::Direct => Ok(copied),
+        Mode::Upsert => {
+            let columns = table.columns();
+            let inserted = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO {table} ({columns}) SELECT {columns} FROM {into} ON CONFLICT DO NOTHING",
+                        table = table.name()
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(|e| db_error(&format!("inserting into {}", table.name()), &e))?;
+            tx.batch_execute(&format!("DROP TABLE {into}"))
+                .await
+                .map_err(|e| db_error("dropping the staging table", &e))?;
+            Ok(inserted)
+        }
+    }
+}
+
+/// COPY the generated rows of `table` into `into`; returns the rows copied.
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    plan: &Plan,
+    table: Table,
+    into: &str,
+    tracker: &mut Tracker<'_>,
+) -> Result<u64> {
+    let units = table.units(plan);
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Bytes, u64, u64)>(4);
+    // The binary stream's header goes first, its trailer last.
+    sender
+        .send((Bytes::from_static(HEADER), 0, 0))
+        .await
+        .map_err(|_| Error::failed("the seed generator stopped"))?;
+    let generator_plan = plan.clone();
+    let generator = tokio::task::spawn_blocking(move || {
+        let mut rows = Rows::default();
+        let mut start = 0;
+        while start < units {
+            let end = (start + CHUNK_UNITS).min(units);
+            emit(table, &generator_plan, start..end, &mut rows);
+            if rows.bytes() >= CHUNK_BYTES || end == units {
+                let (mut bytes, n) = rows.take();
+                if end == units {
+                    bytes.extend_from_slice(TRAILER);
+                }
+                // A closed channel means the COPY failed; its error is reported.
+                if sender.blocking_send((Bytes::from(bytes), end, n)).is_err() {
+                    return;
+                }
+            }
+            start = end;
+        }
+    });
+    let context = format!("copying into {}", table.name());
+    let sink = tx
+        .copy_in::<_, Bytes>(&format!(
+            "COPY {into} ({}) FROM STDIN (FORMAT binary)",
+            table.columns()
+        ))
+        .await
+        .map_err(|e| db_error(&context, &e))?;
+    futures::pin_mut!(sink);
+    let units_before = tracker.units_done;
+    while let Some((chunk, units_done, rows)) = receiver.recv().await {
+        sink.send(chunk).await.map_err(|e| db_error(&context, &e))?;
+        tracker.units_done = tracker.units_done.max(units_before + units_done);
+        tracker.rows += rows;
+        (tracker.report)(&Progress {
+            table: table.name(),
+            units_done: tracker.units_done,
+            units_total: tracker.units_total,
+            rows: tracker.rows,
+            elapsed: tracker.started.elapsed(),
+        });
+    }
+    let copied = sink.finish().await.map_err(|e| db_error(&context, &e))?;
+    generator
+        .await
+        .map_err(|e| Error::failed(format!("the seed generator failed: {e}")))?;
+    Ok(copied)
+}
+
+/// A driver error in the operator's words: the server's message, detail and
+/// constraint, plus what pgwarden was doing.
+pub fn db_error(context: &str, error: &tokio_postgres::Error) -> Error {
+    let Some(db) = error.as_db_error() else {
+        return Error::failed(format!("{context}: {error}"));
+    };
+    let mut message = format!("{context}: {}", db.message());
+    if let Some(constraint) = db.constraint() {
+        message.push_str(&format!(" (constraint {constraint})"));
+    }
+    if let Some(detail) = db.detail() {
+        message.push_str(&format!("; {detail}"));
+    }
+    if let Some(hint) = db.hint() {
+        message.push_str(&format!("; hint: {hint}"));
+    }
+    Error::failed(message)
+}
