@@ -5,9 +5,6 @@
 //! panel queries return data, and every metric they name is in pgwarden's
 //! /metrics. Then the primary is stopped and `PgwardenTargetDown` must show up
 //! in Prometheus's alerts API.
-//!
-//! To be moved to tests/ once `pgwarden serve` (issue 5) has landed; the
-//! migration and backup steps use the CLIs of issues 3 and 6.
 
 mod monitoring;
 mod support;
@@ -70,7 +67,7 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
         &format!(
             "[http]\nlisten = \"127.0.0.1:{pgwarden_port}\"\n\n\
              [checks]\ninterval = \"1s\"\n\n\
-             [backup]\nschedule = \"* * * * *\"\n\n\
+             [backup]\nschedule = \"*/5 * * * * *\"\n\n\
              [[targets]]\nname = \"primary\"\nurl = \"{}\"\nexpected_replicas = 1\nmigrate = true\nbackup = true\n\n\
              [[targets]]\nname = \"standby\"\nurl = \"{}\"\n",
             primary.url().expose(),
@@ -106,6 +103,12 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
         }
     });
 
+    // The last-run metric exists once the daemon has run migrations (SIGUSR1).
+    assert_eq!(
+        unsafe { libc::kill(serve.child.id() as i32, libc::SIGUSR1) },
+        0
+    );
+
     let prom_dir = workdir();
     let (_prometheus, prom) = start_prometheus(prom_dir.path(), pgwarden_port);
 
@@ -135,7 +138,7 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
     }
 
     // Every panel query parses at once and returns data for some target
-    // (scheduled backups can take a minute to produce theirs).
+    // (the first scheduled backup takes a few seconds to produce theirs).
     let panel_exprs = all_panel_exprs();
     for (panel, expr) in &panel_exprs {
         if let Err(e) = query(prom, &substitute(expr, "primary")) {
