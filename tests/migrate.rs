@@ -740,3 +740,19 @@ fn a_lock_released_between_retries_lets_the_migration_through() {
     assert_eq!(json["current_version"], 2);
     assert_eq!(json["pending"], serde_json::json!([]));
 }
+
+/// The schema passes pgwarden's own table-integrity and index checks: every
+/// table has a primary key, every foreign key an index, nothing NOT VALID.
+#[test]
+fn the_education_schema_passes_pgwardens_own_integrity_and_index_checks() {
+    let project = Project::education();
+    project.ok(&["up"]);
+    for check in ["table_integrity", "indexes"] {
+        let out = pgwarden(project.dir.path())
+            .args(["--config", "pgwarden.toml", "health", "--check", check])
+            .output()
+            .expect("run pgwarden health");
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(0), "{check}:\n{text}");
+    }
+}

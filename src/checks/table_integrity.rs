@@ -53,14 +53,21 @@ fn not_valid_sql(top_n: usize) -> String {
     )
 }
 
-/// An index supports a foreign key when the key's columns are its leading columns.
+/// An index supports a foreign key when the key's columns are its leading
+/// columns and it is either complete or partial on `<key> IS NOT NULL` only
+/// (what an optional reference is indexed with; the lookups a delete on the
+/// referenced table makes compare the key with a value, so they can use it).
 fn fk_without_index_sql(top_n: usize) -> String {
     format!(
         "SELECT count(*) OVER ()::int8, k.conrelid::regclass::text || ' ' || k.conname FROM pg_constraint k \
          JOIN pg_namespace n ON n.oid = k.connamespace \
          WHERE k.contype = 'f' AND {USER_SCHEMAS} AND NOT EXISTS ( \
-           SELECT 1 FROM pg_index i WHERE i.indrelid = k.conrelid AND i.indpred IS NULL \
-             AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] @> k.conkey) \
+           SELECT 1 FROM pg_index i WHERE i.indrelid = k.conrelid \
+             AND (i.indkey::int2[])[0:cardinality(k.conkey) - 1] @> k.conkey \
+             AND (i.indpred IS NULL OR (cardinality(k.conkey) = 1 AND \
+                  pg_get_expr(i.indpred, i.indrelid) = ( \
+                    SELECT '(' || quote_ident(a.attname) || ' IS NOT NULL)' FROM pg_attribute a \
+                    WHERE a.attrelid = k.conrelid AND a.attnum = k.conkey[1])))) \
          ORDER BY 2 LIMIT {top_n}"
     )
 }
