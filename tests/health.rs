@@ -2,24 +2,22 @@
 //! real (a long pg_sleep, a held lock, an invalid index, a paused replica…),
 //! the check must flip, and after the condition is cleared it must recover.
 
+mod health_support;
 mod support;
 
 use std::time::Duration;
 
+use health_support::{check, checker_for, metric, one};
 use pgwarden::checks::Checker;
 use pgwarden::config::Config;
 use pgwarden::dburl::DbUrl;
 use pgwarden::pool::Target;
-use pgwarden::report::{CheckResult, Status, TargetReport};
+use pgwarden::report::{Status, TargetReport};
 use support::*;
 
 /// A config with one target `db` at `url` and extra TOML (thresholds).
 fn config(url: &DbUrl, extra: &str) -> Config {
-    let text = format!(
-        "{extra}\n[[targets]]\nname = \"db\"\nurl = \"{}\"\npool_timeout = \"2s\"\n",
-        url.expose()
-    );
-    Config::from_toml(&text, std::path::Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
+    health_support::config(url, extra, "pool_timeout = \"2s\"")
 }
 
 /// Latency thresholds out of reach, for tests that want every check ok on a
@@ -28,29 +26,7 @@ const RELAXED_LATENCY: &str = "[checks.connectivity]\nlatency_warning = \"1m\"\n
      [checks.performance]\nprobe_warning = \"1m\"\nprobe_critical = \"2m\"\n";
 
 fn checker(url: &DbUrl, extra: &str) -> Checker {
-    let config = config(url, extra);
-    Checker::new(Target::new(&config.targets[0]).unwrap(), config.checks)
-}
-
-fn check<'r>(report: &'r TargetReport, name: &str) -> &'r CheckResult {
-    report
-        .checks
-        .iter()
-        .find(|c| c.check == name)
-        .unwrap_or_else(|| panic!("no check {name} in {report:#?}"))
-}
-
-fn metric(result: &CheckResult, name: &str) -> f64 {
-    result
-        .measurements
-        .iter()
-        .find(|m| m.metric == name)
-        .unwrap_or_else(|| panic!("no metric {name} in {result:#?}"))
-        .value
-}
-
-async fn one(checker: &mut Checker, name: &str) -> CheckResult {
-    check(&checker.run_selected(Some(name)).await, name).clone()
+    checker_for(config(url, extra))
 }
 
 /// A session of our own, for holding locks and transactions.

@@ -2,43 +2,19 @@
 //! replay is paused, a cache far smaller than the data, pg_stat_statements
 //! preloaded.
 
+mod health_support;
 mod support;
 
 use std::time::Duration;
 
+use health_support::{checker_for, metric, one};
 use pgwarden::checks::Checker;
-use pgwarden::config::Config;
 use pgwarden::dburl::DbUrl;
-use pgwarden::pool::Target;
-use pgwarden::report::{CheckResult, Status};
+use pgwarden::report::Status;
 use support::*;
 
 fn checker(url: &DbUrl, extra: &str, target_extra: &str) -> Checker {
-    let text = format!(
-        "{extra}\n[[targets]]\nname = \"db\"\nurl = \"{}\"\n{target_extra}\n",
-        url.expose()
-    );
-    let config = Config::from_toml(&text, std::path::Path::new("test.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    Checker::new(Target::new(&config.targets[0]).unwrap(), config.checks)
-}
-
-async fn one(checker: &mut Checker, name: &str) -> CheckResult {
-    let report = checker.run_selected(Some(name)).await;
-    report
-        .checks
-        .into_iter()
-        .find(|c| c.check == name)
-        .expect("the check ran")
-}
-
-fn metric(result: &CheckResult, name: &str) -> f64 {
-    result
-        .measurements
-        .iter()
-        .find(|m| m.metric == name)
-        .unwrap_or_else(|| panic!("no metric {name} in {result:#?}"))
-        .value
+    checker_for(health_support::config(url, extra, target_extra))
 }
 
 fn wait(cluster: &Cluster, sql: &str, expected: &str) {
