@@ -78,12 +78,12 @@ fn production_migrate_up_backs_up_first_and_stops_when_the_backup_fails() {
     let dir = workdir();
     let url = shared().create_database().unwrap();
     let database = url.database().to_string();
-    let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).unwrap();
-    write_file(
-        &migrations,
-        "V1__widgets.sql",
-        "CREATE TABLE widgets (id bigint PRIMARY KEY);",
+    let migrations = migrations_dir(
+        dir.path(),
+        &[(
+            "V1__widgets.sql",
+            "CREATE TABLE widgets (id bigint PRIMARY KEY);",
+        )],
     );
     let backups = dir.path().join("backups");
     let config_with = |bin_dir: &str| {
@@ -100,14 +100,7 @@ fn production_migrate_up_backs_up_first_and_stops_when_the_backup_fails() {
         );
         path.to_str().unwrap().to_string()
     };
-    let widgets = || {
-        shared()
-            .psql(
-                &database,
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'widgets'",
-            )
-            .unwrap()
-    };
+    let widgets = || table_exists(&database, "widgets");
 
     let broken = wrapper_bin_dir(
         dir.path(),
@@ -124,11 +117,7 @@ fn production_migrate_up_backs_up_first_and_stops_when_the_backup_fails() {
     assert!(text.contains("no migration ran"), "{text}");
     assert!(text.contains("disk full (simulated)"), "{text}");
     assert!(!text.contains(PASSWORD), "password printed:\n{text}");
-    assert_eq!(
-        widgets(),
-        "0",
-        "the migration ran although the backup failed"
-    );
+    assert!(!widgets(), "the migration ran although the backup failed");
     assert!(
         backup_files(&backups).iter().all(|n| !n.ends_with(".dump")),
         "a failed backup left a file: {:?}",
@@ -142,7 +131,7 @@ fn production_migrate_up_backs_up_first_and_stops_when_the_backup_fails() {
         .unwrap();
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert_eq!(widgets(), "1");
+    assert!(widgets());
     let files = backup_files(&backups);
     assert!(
         files.iter().any(|n| n.ends_with(".dump")),

@@ -14,12 +14,12 @@ fn sigusr1_applies_a_new_migration_and_a_second_one_during_a_run_is_ignored() {
     let dir = workdir();
     let url = shared().create_database().unwrap();
     let database = url.database().to_string();
-    let migrations = dir.path().join("migrations");
-    std::fs::create_dir(&migrations).unwrap();
-    write_file(
-        &migrations,
-        "V1__widgets.sql",
-        "CREATE TABLE widgets (id bigint PRIMARY KEY, name text NOT NULL);",
+    let migrations = migrations_dir(
+        dir.path(),
+        &[(
+            "V1__widgets.sql",
+            "CREATE TABLE widgets (id bigint PRIMARY KEY, name text NOT NULL);",
+        )],
     );
     let addr = free_addr();
     let config = format!(
@@ -46,15 +46,7 @@ fn sigusr1_applies_a_new_migration_and_a_second_one_during_a_run_is_ignored() {
         value(&scrape, "pgwarden_migrations_pending", &primary),
         Some(0.0)
     );
-    assert_eq!(
-        shared()
-            .psql(
-                &database,
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'widgets'"
-            )
-            .unwrap(),
-        "1"
-    );
+    assert!(table_exists(&database, "widgets"));
 
     // A slow migration, and a second SIGUSR1 while it runs.
     write_file(

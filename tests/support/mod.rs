@@ -85,3 +85,24 @@ pub fn wrapper_bin_dir(dir: &Path, script: &str) -> PathBuf {
     .unwrap();
     bin
 }
+
+/// A `migrations` folder in `dir` holding `files` (name, SQL).
+pub fn migrations_dir(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    let migrations = dir.join("migrations");
+    std::fs::create_dir_all(&migrations).expect("create migrations folder");
+    for (name, sql) in files {
+        write_file(&migrations, name, sql);
+    }
+    migrations
+}
+
+/// Whether a table `name` exists in `database` on the shared cluster.
+pub fn table_exists(database: &str, name: &str) -> bool {
+    shared()
+        .psql(
+            database,
+            &format!("SELECT count(*) FROM information_schema.tables WHERE table_name = '{name}'"),
+        )
+        .expect("query information_schema")
+        == "1"
+}
