@@ -54,6 +54,7 @@ fn demo_serves_a_throwaway_database_and_removes_it_on_ctrl_c() {
     }
     let text = seen.join("\n");
     assert!(text.contains(&format!("http://{addr}/metrics")), "{text}");
+    assert!(text.contains("demo: seed data loaded"), "{text}");
     assert!(!text.contains(PASSWORD), "password printed:\n{text}");
     let data_dir = data_dir.unwrap();
     assert!(data_dir.join("PG_VERSION").exists(), "{data_dir:?}");
@@ -62,7 +63,13 @@ fn demo_serves_a_throwaway_database_and_removes_it_on_ctrl_c() {
     loop {
         let (status, body) = http_get(&addr, "/metrics", None);
         assert_eq!(status, 200);
-        if value(&parse(&body), "pgwarden_up", &[("target", "demo")]) == Some(1.0) {
+        let scrape = parse(&body);
+        let demo = [("target", "demo")];
+        // Up, on the education schema built into the binary (this working
+        // directory has no migrations folder).
+        if value(&scrape, "pgwarden_up", &demo) == Some(1.0)
+            && value(&scrape, "pgwarden_migration_version", &demo) == Some(20240901000000.0)
+        {
             break;
         }
         assert!(

@@ -27,7 +27,9 @@ pub async fn run(ctx: &Context, _args: Args) -> Result<u8> {
         .await
         .map_err(|e| Error::failed(format!("cluster start was interrupted: {e}")))??;
     let cluster = Arc::new(cluster);
-    let config = demo_config(&ctx.config, &cluster);
+    let mut config = demo_config(&ctx.config, &cluster);
+    // Lives as long as the demo: SIGUSR1 may read the migrations again.
+    let _built_in = use_built_in_schema_if_needed(&mut config)?;
     prepare(&config).await;
     let loader_config = config.clone();
     let daemon = Daemon::bind(config, Box::new(move || Ok(loader_config.clone()))).await?;
@@ -55,6 +57,23 @@ fn demo_config(base: &Config, cluster: &Cluster) -> Config {
         targets: vec![target],
         ..base.clone()
     }
+}
+
+/// Without a migrations folder (an installed binary run anywhere), the demo
+/// uses the education schema built into the binary, from a temp dir.
+fn use_built_in_schema_if_needed(config: &mut Config) -> Result<Option<tempfile::TempDir>> {
+    if config.migrations.dir.is_dir() {
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir()
+        .map_err(|e| Error::failed(format!("cannot create a temp dir for the schema: {e}")))?;
+    crate::migrate::embedded::write_to(dir.path())?;
+    tracing::info!(
+        "demo: no folder {}; using the education schema built into pgwarden",
+        config.migrations.dir.display()
+    );
+    config.migrations.dir = dir.path().to_path_buf();
+    Ok(Some(dir))
 }
 
 /// Migrate and seed the demo database; whatever is not available yet is

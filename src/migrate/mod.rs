@@ -14,6 +14,7 @@
 //! Every run uses its own direct session ([`session`]), never a pooled one,
 //! holding the runners' advisory lock; waiters find nothing left to do.
 
+pub mod embedded;
 pub mod exec;
 pub mod files;
 pub mod history;
