@@ -164,14 +164,15 @@ impl BasicAuth {
         let Some((user, password)) = decode_basic(header) else {
             return false;
         };
-        let Some(hash) = self.users.get(&user).cloned() else {
-            return false;
-        };
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-            .await
-            .ok()
-            .and_then(|r| r.ok())
-            .unwrap_or(false);
+        // An unknown user costs a bcrypt verify too, so that the answer's
+        // timing does not tell which user names exist.
+        let known = self.users.get(&user).cloned();
+        let ok = tokio::task::spawn_blocking(move || {
+            let hash = known.as_deref().unwrap_or_else(|| unknown_user_hash());
+            bcrypt::verify(password, hash).unwrap_or(false) && known.is_some()
+        })
+        .await
+        .unwrap_or(false);
         if ok {
             let mut remembered = self.remembered();
             if remembered.len() >= MAX_REMEMBERED {
@@ -185,6 +186,12 @@ impl BasicAuth {
     fn remembered(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A hash no password matches in practice, at the cost the README suggests (10), for unknown users.
+fn unknown_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| bcrypt::hash("pgwarden: no such user", 10).unwrap_or_default())
 }
 
 fn decode_basic(header: &str) -> Option<(String, String)> {
