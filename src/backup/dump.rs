@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 
+use super::lock::{BackupLock, Purpose};
 use super::manifest::{self, Manifest, Verification, io_error};
 use super::tools::{self, Connection, Tools};
 use super::{Compression, Format};
@@ -34,6 +35,11 @@ pub struct BackupOptions {
     pub format: Option<Format>,
     pub compress: Option<Compression>,
     pub jobs: Option<u64>,
+    /// Why this backup runs (written into the lock file for others to read).
+    pub purpose: Purpose,
+    /// How long to wait for another backup of the target to finish; zero
+    /// refuses at once.
+    pub lock_wait: std::time::Duration,
 }
 
 /// A backup that was written and checked.
@@ -76,11 +82,32 @@ impl Plan {
 }
 
 /// Take a backup of `target` and return where it is. See the module docs for
-/// the guarantees.
+/// the guarantees. Holds the target's [`BackupLock`] throughout; another
+/// backup of it running (in any process) is an error once
+/// `options.lock_wait` has passed.
 pub async fn take(
     config: &Config,
     target: &TargetConfig,
     options: &BackupOptions,
+) -> Result<BackupOutcome> {
+    Plan::new(config, options)?;
+    let lock = BackupLock::acquire(
+        &config.backup.dir,
+        target.name.as_str(),
+        options.purpose,
+        options.lock_wait,
+    )
+    .await?;
+    take_locked(config, target, options, &lock).await
+}
+
+/// [`take`] for a caller that already holds the target's lock (the
+/// scheduler, which keeps it through the restore test and pruning).
+pub async fn take_locked(
+    config: &Config,
+    target: &TargetConfig,
+    options: &BackupOptions,
+    _lock: &BackupLock,
 ) -> Result<BackupOutcome> {
     let plan = Plan::new(config, options)?;
     let started_at = Utc::now();
