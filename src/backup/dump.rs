@@ -140,16 +140,21 @@ pub async fn take_locked(
     let dumped_in = dump_clock.elapsed();
     let _ = client.batch_execute("ROLLBACK").await;
 
-    sanity_check(&tools, plan.format, temp.path()).await?;
+    // The finished file is only read from here on, so the archive check,
+    // the fsync and the hash run side by side; all must pass before the rename.
+    let (size_bytes, sha256) = tokio::try_join!(
+        sanity_check(&tools, plan.format, temp.path()),
+        manifest::measure(temp.path(), true),
+    )?
+    .1;
     let checked_in = dump_clock.elapsed() - dumped_in;
-    let (size_bytes, sha256) = manifest::measure(temp.path(), true).await?;
     temp.persist(&path)?;
     tracing::debug!(
         target = %target.name,
         setup_seconds = (clock.elapsed() - dump_clock.elapsed()).as_secs_f64(),
         dump_seconds = dumped_in.as_secs_f64(),
-        check_seconds = checked_in.as_secs_f64(),
-        fsync_hash_rename_seconds = (dump_clock.elapsed() - dumped_in - checked_in).as_secs_f64(),
+        check_fsync_hash_seconds = checked_in.as_secs_f64(),
+        rename_seconds = (dump_clock.elapsed() - dumped_in - checked_in).as_secs_f64(),
         "backup phases"
     );
 
@@ -225,9 +230,12 @@ async fn dump_and_count(
             .map_err(|e| e.context(format!("backup of target `{}`", target.name)))
     };
     let counted = async {
-        count_rows(client)
+        let clock = Instant::now();
+        let counts = count_rows(client)
             .await
-            .map_err(|e| super::sql_error(target, "cannot count rows", &e))
+            .map_err(|e| super::sql_error(target, "cannot count rows", &e));
+        tracing::debug!(target = %target.name, count_seconds = clock.elapsed().as_secs_f64(), "row counts taken");
+        counts
     };
     let (_, row_counts) = tokio::try_join!(dumped, counted)?;
     Ok(row_counts)
