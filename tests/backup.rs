@@ -1299,7 +1299,10 @@ fn a_backup_running_in_another_process_refuses_manual_skips_scheduled_and_stops_
     let (code, text) = run(dir.path(), &config_path, &["migrate", "up"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("no migration ran"), "{text}");
-    assert!(text.contains("still locked after waiting 1s"), "{text}");
+    assert!(
+        text.contains("still locked after waiting 1s (backup.lock_wait)"),
+        "{text}"
+    );
     assert!(text.contains(&holder_pid), "{text}");
     let widgets = || {
         shared()

@@ -164,7 +164,10 @@ impl BackupLock {
                 return Err(if wait.is_zero() {
                     err
                 } else {
-                    err.context(format!("still locked after waiting {}s", wait.as_secs()))
+                    err.context(format!(
+                        "still locked after waiting {} (backup.lock_wait)",
+                        crate::config::Duration(wait)
+                    ))
                 });
             }
             tokio::time::sleep(POLL.min(deadline - Instant::now())).await;

@@ -10,7 +10,9 @@
 //!   a scratch database; [`restore`] refuses a file that fails those checks;
 //! - [`retention`] prunes with grandfather-father-son rules and never removes
 //!   the newest good backup; [`schedule`] runs it all on a crontab schedule
-//!   and feeds [`metrics`].
+//!   and feeds [`metrics`];
+//! - [`lock`] keeps it to one backup per target at a time, across processes
+//!   (the daemon, a manual `pgwarden backup`, the backup before a migration).
 //!
 //! The external programs (`pg_dump`, `pg_restore`, `psql`) are located and
 //! run by [`tools`], the only place that builds their command lines, so the
