@@ -143,7 +143,7 @@ fn bench_one(
                 format: Some(format),
                 compress: Some(compress),
                 jobs: Some(jobs),
-                output: None,
+                ..BackupOptions::default()
             },
         ))
         .expect("backup");

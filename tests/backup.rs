@@ -118,12 +118,14 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Files and directories in the backup dir, hidden (temporary) ones included.
+/// Files and directories in the backup dir, hidden (temporary) ones included;
+/// not the target's lock file, which stays (unlocked) after every backup.
 fn backup_dir_contents(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("backups"))
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".main.lock")
                 .collect()
         })
         .unwrap_or_default();
@@ -257,7 +259,9 @@ fn a_pg_dump_killed_mid_dump_leaves_no_file_and_counts_a_failure() {
     shared()
         .wait_for(
             &url.database(),
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'",
+            // Other tests catch their own pg_dumps on the shared cluster.
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+             AND wait_event_type = 'Lock' AND datname = current_database()",
             "1",
             Duration::from_secs(30),
         )
@@ -953,7 +957,9 @@ fn stopping_mid_backup_kills_pg_dump_and_removes_the_temporary_file() {
     shared()
         .wait_for(
             &url.database(),
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND wait_event_type = 'Lock'",
+            // Other tests catch their own pg_dumps on the shared cluster.
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+             AND wait_event_type = 'Lock' AND datname = current_database()",
             "1",
             Duration::from_secs(30),
         )
@@ -1199,4 +1205,181 @@ fn the_scheduler_skips_and_counts_runs_while_a_backup_still_runs() {
     task.abort();
     assert!(state.skipped_total >= 2, "{state:?}");
     assert_eq!(state.failures_total, 0, "{state:?}");
+}
+
+/// Start a real `pgwarden backup` process whose pg_dump waits on a table lock
+/// held by the returned client; returns once that pg_dump is waiting, so the
+/// process holds the target's backup lock.
+fn backup_process_caught_mid_dump(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    config: &Path,
+    url: &DbUrl,
+) -> (std::process::Child, tokio_postgres::Client) {
+    let (locker, connection) = rt
+        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(connection);
+    rt.block_on(locker.batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
+        .unwrap();
+    let child = pgwarden(dir)
+        .arg("--config")
+        .arg(config)
+        .arg("backup")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    shared()
+        .wait_for(
+            &url.database(),
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+             AND wait_event_type = 'Lock' AND datname = current_database()",
+            "1",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    (child, locker)
+}
+
+#[test]
+fn a_backup_running_in_another_process_refuses_manual_skips_scheduled_and_stops_migrate() {
+    let url = seeded_database();
+    let dir = workdir();
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    write_file(
+        &migrations,
+        "V1__widgets.sql",
+        "CREATE TABLE widgets (id bigint PRIMARY KEY);",
+    );
+    let config_path = write_file(
+        dir.path(),
+        "pgwarden.toml",
+        &format!(
+            "environment = \"production\"\n[migrations]\ndir = \"{}\"\n\
+             [backup]\ndir = \"{}\"\nlock_wait = \"1s\"\n\
+             [[targets]]\nname = \"main\"\nurl = \"{}\"\nbackup = true\nmigrate = true\n",
+            migrations.display(),
+            dir.path().join("backups").display(),
+            url.expose()
+        ),
+    );
+    let config = load(&config_path);
+    let rt = runtime();
+    let (holder, locker) = backup_process_caught_mid_dump(&rt, dir.path(), &config_path, &url);
+    let holder_pid = format!("pid {}", holder.id());
+
+    // A manual backup fails at once, naming the process that holds the lock.
+    let (code, text) = run(dir.path(), &config_path, &["backup"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("another backup of target `main` is running"),
+        "{text}"
+    );
+    assert!(text.contains(&holder_pid), "{text}");
+    assert!(text.contains("manual `pgwarden backup`"), "{text}");
+
+    // The daemon's scheduled run is skipped and counted, not failed.
+    let metrics = BackupMetrics::new(["main"]);
+    let outcome = rt.block_on(schedule::backup_and_record(
+        &config,
+        config.target(None).unwrap(),
+        &metrics,
+    ));
+    assert!(outcome.is_none(), "a second backup ran");
+    let state = metrics.state("main");
+    assert_eq!(
+        (state.skipped_total, state.failures_total, state.running),
+        (1, 0, false),
+        "{state:?}"
+    );
+
+    // A production `migrate up` waits lock_wait for its backup, then runs nothing.
+    let (code, text) = run(dir.path(), &config_path, &["migrate", "up"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no migration ran"), "{text}");
+    assert!(
+        text.contains("still locked after waiting 1s (backup.lock_wait)"),
+        "{text}"
+    );
+    assert!(text.contains(&holder_pid), "{text}");
+    let widgets = || {
+        shared()
+            .psql(
+                &url.database(),
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'widgets'",
+            )
+            .unwrap()
+    };
+    assert_eq!(widgets(), "0", "the migration ran without its backup");
+
+    // Only one pg_dump ever ran against the database.
+    assert_eq!(
+        shared()
+            .psql(
+                &url.database(),
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = 'pg_dump' AND datname = current_database()"
+            )
+            .unwrap(),
+        "1"
+    );
+    rt.block_on(locker.batch_execute("ROLLBACK")).unwrap();
+    let out = holder.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(backup::catalog::list(&config.backup.dir).unwrap().len(), 1);
+
+    // With the holder gone, the same commands go through.
+    let (code, text) = run(dir.path(), &config_path, &["migrate", "up"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(widgets(), "1");
+    assert_eq!(backup::catalog::list(&config.backup.dir).unwrap().len(), 2);
+}
+
+#[test]
+fn a_killed_backup_process_leaves_no_stale_lock() {
+    let url = seeded_database();
+    let dir = workdir();
+    let config_path = write_config(dir.path(), &url, "development", "");
+    let config = load(&config_path);
+    let rt = runtime();
+    let (mut holder, locker) = backup_process_caught_mid_dump(&rt, dir.path(), &config_path, &url);
+    let (code, text) = run(dir.path(), &config_path, &["backup"]);
+    assert_eq!(code, Some(1), "{text}");
+
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &holder.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    holder.wait().unwrap();
+    // Its pg_dump outlives it (still waiting on the table lock) but did not
+    // inherit the backup lock: the lock is free at once.
+    assert_eq!(
+        shared()
+            .psql(
+                &url.database(),
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = 'pg_dump' AND datname = current_database()"
+            )
+            .unwrap(),
+        "1"
+    );
+    let lock = backup::BackupLock::try_acquire(&config.backup.dir, "main", backup::Purpose::Manual)
+        .unwrap()
+        .expect("the killed process's lock is gone");
+    drop(lock);
+    shared()
+        .psql(
+            &url.database(),
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'pg_dump' AND datname = current_database()",
+        )
+        .unwrap();
+    rt.block_on(locker.batch_execute("ROLLBACK")).unwrap();
+
+    let (code, text) = run(dir.path(), &config_path, &["backup"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("backup written"), "{text}");
 }

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 
+use super::lock::{BackupLock, Purpose};
 use super::manifest::{self, Manifest, Verification, io_error};
 use super::tools::{self, Connection, Tools};
 use super::{Compression, Format};
@@ -34,6 +35,11 @@ pub struct BackupOptions {
     pub format: Option<Format>,
     pub compress: Option<Compression>,
     pub jobs: Option<u64>,
+    /// Why this backup runs (written into the lock file for others to read).
+    pub purpose: Purpose,
+    /// How long to wait for another backup of the target to finish; zero
+    /// refuses at once.
+    pub lock_wait: std::time::Duration,
 }
 
 /// A backup that was written and checked.
@@ -76,29 +82,57 @@ impl Plan {
 }
 
 /// Take a backup of `target` and return where it is. See the module docs for
-/// the guarantees.
+/// the guarantees. Holds the target's [`BackupLock`] throughout; another
+/// backup of it running (in any process) is an error once
+/// `options.lock_wait` has passed.
 pub async fn take(
     config: &Config,
     target: &TargetConfig,
     options: &BackupOptions,
+) -> Result<BackupOutcome> {
+    Plan::new(config, options)?;
+    let lock = BackupLock::acquire(
+        &config.backup.dir,
+        target.name.as_str(),
+        options.purpose,
+        options.lock_wait,
+    )
+    .await?;
+    take_locked(config, target, options, &lock).await
+}
+
+/// [`take`] for a caller that already holds the target's lock (the
+/// scheduler, which keeps it through the restore test and pruning).
+pub async fn take_locked(
+    config: &Config,
+    target: &TargetConfig,
+    options: &BackupOptions,
+    _lock: &BackupLock,
 ) -> Result<BackupOutcome> {
     let plan = Plan::new(config, options)?;
     let started_at = Utc::now();
     let clock = Instant::now();
     let tools = Tools::locate(config.backup.bin_dir.as_deref())?;
     let session = Target::new(target)?;
-    // Ask pg_dump its version while connecting: both are fixed costs of every backup.
-    let (version, client) = tokio::join!(tools.pg_dump_version(), session.client());
+    // Fixed costs of every backup, side by side: pg_dump's version (a
+    // process) and the session that reads the server's and exports the
+    // snapshot (round trips).
+    let prepared = async {
+        let client = session.client().await?;
+        let server = server_version(&client, target).await?;
+        let snapshot = export_snapshot(&client).await;
+        Ok::<_, Error>((client, server, snapshot))
+    };
+    let (version, prepared) = tokio::join!(tools.pg_dump_version(), prepared);
     let (pg_dump_version, dump_major) = version?;
-    let client = client?;
+    let (client, (server_version, server_major), snapshot) = prepared?;
+    check_versions(target, &tools, dump_major, &server_version, server_major)?;
     let compress_arg = plan.compress.pg_dump_arg(dump_major)?;
-    let server_version = check_versions(&client, target, &tools, dump_major).await?;
 
     let connection = Connection::new(target, None);
     let path = destination(config, target, &connection, &plan, options)?;
     let temp = TempPath::new(&path)?;
 
-    let snapshot = export_snapshot(&client).await;
     let mut command = connection.command(&tools.pg_dump);
     command.args(pg_dump_args(
         plan.format,
@@ -111,18 +145,28 @@ pub async fn take(
     let dump_clock = Instant::now();
     let row_counts = dump_and_count(command, &client, target).await?;
     let dumped_in = dump_clock.elapsed();
-    let _ = client.batch_execute("ROLLBACK").await;
 
-    sanity_check(&tools, plan.format, temp.path()).await?;
+    // The finished file is only read from here on, so the archive check,
+    // the fsync and the hash run side by side (with ending the snapshot's
+    // transaction); all must pass before the rename.
+    let rolled_back = async {
+        let _ = client.batch_execute("ROLLBACK").await;
+        Ok(())
+    };
+    let (size_bytes, sha256) = tokio::try_join!(
+        sanity_check(&tools, plan.format, temp.path()),
+        manifest::measure(temp.path(), true),
+        rolled_back,
+    )?
+    .1;
     let checked_in = dump_clock.elapsed() - dumped_in;
-    let (size_bytes, sha256) = manifest::measure(temp.path(), true).await?;
     temp.persist(&path)?;
     tracing::debug!(
         target = %target.name,
         setup_seconds = (clock.elapsed() - dump_clock.elapsed()).as_secs_f64(),
         dump_seconds = dumped_in.as_secs_f64(),
-        check_seconds = checked_in.as_secs_f64(),
-        fsync_hash_rename_seconds = (dump_clock.elapsed() - dumped_in - checked_in).as_secs_f64(),
+        check_fsync_hash_seconds = checked_in.as_secs_f64(),
+        rename_seconds = (dump_clock.elapsed() - dumped_in - checked_in).as_secs_f64(),
         "backup phases"
     );
 
@@ -153,22 +197,40 @@ pub async fn take(
     Ok(BackupOutcome { path, manifest })
 }
 
-/// The server's version; an error naming both when pg_dump is older.
-async fn check_versions(
+/// The server's version string and major version.
+async fn server_version(
     client: &tokio_postgres::Client,
+    target: &TargetConfig,
+) -> Result<(String, u32)> {
+    let rows = client
+        .simple_query(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')",
+        )
+        .await
+        .map_err(|e| super::sql_error(target, "cannot read the server version", &e))?;
+    let row = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let (version, num) = row
+        .and_then(|r| Some((r.get(0)?, r.get(1)?.parse::<u32>().ok()?)))
+        .ok_or_else(|| {
+            Error::failed(format!(
+                "target `{}`: cannot read the server version",
+                target.name
+            ))
+        })?;
+    Ok((version.to_string(), num / 10000))
+}
+
+/// An error naming both versions when pg_dump is older than the server.
+fn check_versions(
     target: &TargetConfig,
     tools: &Tools,
     dump_major: u32,
-) -> Result<String> {
-    let (server_version, server_num): (String, i32) = client
-        .query_one(
-            "SELECT current_setting('server_version'), current_setting('server_version_num')::int",
-            &[],
-        )
-        .await
-        .map(|r| (r.get(0), r.get(1)))
-        .map_err(|e| super::sql_error(target, "cannot read the server version", &e))?;
-    let server_major = (server_num / 10000) as u32;
+    server_version: &str,
+    server_major: u32,
+) -> Result<()> {
     if dump_major < server_major {
         return Err(Error::failed(format!(
             "{} is version {dump_major} but target `{}` runs PostgreSQL {server_version}: pg_dump must be at least as new as the server; install postgresql-client-{server_major} or set backup.bin_dir",
@@ -176,7 +238,7 @@ async fn check_versions(
             target.name
         )));
     }
-    Ok(server_version)
+    Ok(())
 }
 
 /// Run pg_dump while counting rows in the exported snapshot. The first
@@ -198,9 +260,12 @@ async fn dump_and_count(
             .map_err(|e| e.context(format!("backup of target `{}`", target.name)))
     };
     let counted = async {
-        count_rows(client)
+        let clock = Instant::now();
+        let counts = count_rows(client)
             .await
-            .map_err(|e| super::sql_error(target, "cannot count rows", &e))
+            .map_err(|e| super::sql_error(target, "cannot count rows", &e));
+        tracing::debug!(target = %target.name, count_seconds = clock.elapsed().as_secs_f64(), "row counts taken");
+        counts
     };
     let (_, row_counts) = tokio::try_join!(dumped, counted)?;
     Ok(row_counts)
@@ -238,25 +303,21 @@ pub fn pg_dump_args(
 async fn export_snapshot(client: &tokio_postgres::Client) -> Option<String> {
     // One worker for the counts: the dump, not the bookkeeping, should get
     // the server's spare cores.
-    let begin = client
-        .batch_execute(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL max_parallel_workers_per_gather = 0",
-        )
-        .await;
-    if begin.is_err() {
-        return None;
-    }
-    match client.query_one("SELECT pg_export_snapshot()", &[]).await {
-        Ok(row) => Some(row.get(0)),
+    const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL max_parallel_workers_per_gather = 0";
+    // One round trip: the simple protocol runs the three statements in order.
+    match client
+        .simple_query(&format!("{BEGIN}; SELECT pg_export_snapshot()"))
+        .await
+    {
+        Ok(messages) => messages.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        }),
         Err(e) => {
             tracing::info!(
                 "cannot export a snapshot ({e}); row counts will be taken beside the dump"
             );
-            let _ = client
-                .batch_execute(
-                    "ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL max_parallel_workers_per_gather = 0",
-                )
-                .await;
+            let _ = client.batch_execute(&format!("ROLLBACK; {BEGIN}")).await;
             None
         }
     }
@@ -277,15 +338,27 @@ pub async fn count_rows(
             &[],
         )
         .await?;
+    let tables: Vec<String> = tables.iter().map(|row| row.get(0)).collect();
     let mut counts = BTreeMap::new();
-    for row in tables {
-        let table: String = row.get(0);
-        // The name comes from format('%I.%I'), so it is safely quoted.
-        let n: i64 = client
-            .query_one(&format!("SELECT count(*) FROM ONLY {table}"), &[])
+    // Many counts per round trip: a database of thousands of small tables
+    // must not pay one (or two, with a prepared statement) for each.
+    for chunk in tables.chunks(200) {
+        // The names come from format('%I.%I'), so they are safely quoted.
+        let sql: String = chunk
+            .iter()
+            .map(|table| format!("SELECT count(*) FROM ONLY {table};"))
+            .collect();
+        let values = client
+            .simple_query(&sql)
             .await?
-            .get(0);
-        counts.insert(table, n);
+            .into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    row.get(0).and_then(|v| v.parse().ok())
+                }
+                _ => None,
+            });
+        counts.extend(chunk.iter().cloned().zip(values));
     }
     Ok(counts)
 }
@@ -419,18 +492,16 @@ impl TempPath {
         self.path.as_deref().expect("not yet persisted")
     }
 
-    /// Rename to `to` and fsync the directory, so the rename is durable.
+    /// Rename to `to`. The contents were fsynced before; the rename becomes
+    /// durable with the directory fsync that writing the manifest beside it
+    /// does (same directory), before [`take`] returns.
     fn persist(mut self, to: &Path) -> Result<()> {
         let from = self.path.take().expect("persisted once");
         if let Err(e) = std::fs::rename(&from, to) {
             remove_path(&from);
             return Err(io_error("rename the finished backup to", to, e));
         }
-        let dir = to
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        manifest::sync_dir(dir)
+        Ok(())
     }
 }
 

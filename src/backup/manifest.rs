@@ -121,18 +121,37 @@ pub fn sync_tree(path: &Path) -> Result<()> {
     sync(path)
 }
 
-/// Size and sha256 of a backup (fsynced first when `fsync`), off the async
-/// threads: hashing a large dump must not stall the daemon's other work.
+/// Size and sha256 of a backup (and an fsync of it when `fsync`), off the
+/// async threads: hashing a large dump must not stall the daemon's other
+/// work. The fsync and the hash run side by side — one waits on the disk,
+/// the other reads the freshly written file from the page cache — and both
+/// must succeed.
 pub async fn measure(path: &Path, fsync: bool) -> Result<(u64, String)> {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        if fsync {
-            sync_tree(&path)?;
+    let blocking = |job: fn(&Path) -> Result<()>| {
+        let path = path.to_path_buf();
+        async move {
+            tokio::task::spawn_blocking(move || job(&path))
+                .await
+                .map_err(|e| Error::failed(format!("fsync task failed: {e}")))?
         }
-        Ok((size(&path)?, sha256(&path)?))
-    })
-    .await
-    .map_err(|e| Error::failed(format!("checksum task failed: {e}")))?
+    };
+    let synced = async {
+        if fsync {
+            blocking(sync_tree).await
+        } else {
+            Ok(())
+        }
+    };
+    let hashed = {
+        let path = path.to_path_buf();
+        async move {
+            tokio::task::spawn_blocking(move || Ok((size(&path)?, sha256(&path)?)))
+                .await
+                .map_err(|e| Error::failed(format!("checksum task failed: {e}")))?
+        }
+    };
+    let ((), measured) = tokio::try_join!(synced, hashed)?;
+    Ok(measured)
 }
 
 /// The sha256 of a file, or of a directory backup: every file sorted by

@@ -1,9 +1,9 @@
 //! What the daemon exports about backups, per target.
 //!
 //! One shared, clonable handle: the scheduler writes to it, the daemon's
-//! `/metrics` reads it. It also holds the "one backup at a time per target"
-//! flag, so the check and the set happen under one lock and two runs can
-//! never both think they are alone.
+//! `/metrics` reads it. It also holds the in-process "a backup of this
+//! target runs" flag behind `backup_running` (the check and the set happen
+//! under one mutex); exclusion across processes is [`super::lock`]'s.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -64,6 +64,15 @@ impl BackupMetrics {
         }
         state.running = true;
         true
+    }
+
+    /// Undo [`Self::try_start`] and count a skip: another process holds
+    /// the target's backup lock.
+    pub fn skipped(&self, target: &str) {
+        let mut map = self.lock();
+        let state = map.entry(target.to_string()).or_default();
+        state.running = false;
+        state.skipped_total += 1;
     }
 
     /// Record a good backup (and whether it verified) and clear `running`.
@@ -145,7 +154,7 @@ impl BackupMetrics {
             }
             push(Measurement::counter(
                 "backup_skipped_total",
-                "Scheduled backups skipped because one was still running",
+                "Scheduled backups skipped because one was still running (in any process)",
                 s.skipped_total as f64,
             ));
         }

@@ -10,7 +10,9 @@
 //!   a scratch database; [`restore`] refuses a file that fails those checks;
 //! - [`retention`] prunes with grandfather-father-son rules and never removes
 //!   the newest good backup; [`schedule`] runs it all on a crontab schedule
-//!   and feeds [`metrics`].
+//!   and feeds [`metrics`];
+//! - [`lock`] keeps it to one backup per target at a time, across processes
+//!   (the daemon, a manual `pgwarden backup`, the backup before a migration).
 //!
 //! The external programs (`pg_dump`, `pg_restore`, `psql`) are located and
 //! run by [`tools`], the only place that builds their command lines, so the
@@ -18,6 +20,7 @@
 
 pub mod catalog;
 pub mod dump;
+pub mod lock;
 pub mod manifest;
 pub mod metrics;
 pub mod restore;
@@ -31,10 +34,11 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
-use crate::config::{Bounded, Environment};
+use crate::config::{Bounded, Duration, Environment};
 use crate::error::{Error, Result};
 
 pub use self::dump::{BackupOptions, BackupOutcome, take};
+pub use self::lock::{BackupLock, Purpose};
 pub use self::metrics::BackupMetrics;
 pub use self::schedule::{CronSchedule, TimeZone};
 
@@ -56,6 +60,10 @@ pub struct BackupConfig {
     pub jobs: Bounded<1, 64>,
     /// Restore every scheduled backup into a scratch database and compare row counts.
     pub restore_test: bool,
+    /// How long the backup before a production `migrate up` waits for a
+    /// running backup of the same target (another process) before it fails
+    /// and no migration runs.
+    pub lock_wait: Duration,
     /// Directory holding pg_dump / pg_restore / psql; PATH and
     /// /usr/lib/postgresql/*/bin otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +81,7 @@ impl Default for BackupConfig {
             compress: Compression::default(),
             jobs: Bounded::new(1),
             restore_test: false,
+            lock_wait: Duration::secs(300),
             bin_dir: None,
             retention: RetentionConfig::default(),
         }
@@ -260,6 +269,12 @@ pub(crate) fn sql_error(
 
 /// Called by the migration engine before applying migrations in production:
 /// takes a backup, and an error here stops the migration.
+///
+/// When another process is backing up the same target (the daemon's
+/// schedule, say), this waits up to `backup.lock_wait` for it and then takes
+/// its own backup: the migration needs a backup from just before it, not one
+/// whose snapshot predates the wait. Waiting longer than that fails, so a
+/// deploy never hangs behind a long dump and never migrates without a backup.
 pub async fn before_migrate(
     config: &crate::config::Config,
     target: &crate::config::TargetConfig,
@@ -267,14 +282,17 @@ pub async fn before_migrate(
     if config.environment != Environment::Production {
         return Ok(());
     }
-    let outcome = take(config, target, &BackupOptions::default())
-        .await
-        .map_err(|e| {
-            e.context(format!(
-                "the backup before migrating target `{}` failed, so no migration ran",
-                target.name
-            ))
-        })?;
+    let options = BackupOptions {
+        purpose: Purpose::BeforeMigrate,
+        lock_wait: config.backup.lock_wait.get(),
+        ..BackupOptions::default()
+    };
+    let outcome = take(config, target, &options).await.map_err(|e| {
+        e.context(format!(
+            "the backup before migrating target `{}` failed, so no migration ran",
+            target.name
+        ))
+    })?;
     tracing::info!(
         target = %target.name,
         path = %outcome.path.display(),

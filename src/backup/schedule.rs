@@ -16,6 +16,7 @@ use croner::parser::{CronParser, Seconds, Year};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use tokio::task::JoinSet;
 
+use super::lock::{BackupLock, Purpose};
 use super::metrics::BackupMetrics;
 use super::{BackupOptions, BackupOutcome, retention, verify};
 use crate::config::{Config, TargetConfig};
@@ -191,7 +192,8 @@ impl<'de> Deserialize<'de> for TimeZone {
 
 /// The daemon's backup loop: sleep until the next scheduled time, then back
 /// up every target with `backup = true`, each in its own task. A target
-/// whose previous backup still runs is skipped and counted. Returns at once
+/// whose previous backup still runs (here or in another process) is skipped
+/// and counted. Returns at once
 /// when no schedule is configured; runs until the future is dropped (which
 /// also stops the backups in flight and removes their temporary files).
 pub async fn run(config: Config, targets: Vec<TargetConfig>, metrics: BackupMetrics) -> Result<()> {
@@ -216,31 +218,42 @@ pub async fn run(config: Config, targets: Vec<TargetConfig>, metrics: BackupMetr
         }
         last = next;
         for target in &targets {
-            if !metrics.try_start(target.name.as_str()) {
-                tracing::warn!(target = %target.name, "scheduled backup skipped: the previous one is still running");
-                continue;
-            }
             let (config, target, metrics) = (config.clone(), target.clone(), metrics.clone());
             running.spawn(async move {
-                let _ = backup_started(&config, &target, &metrics).await;
+                let _ = backup_and_record(&config, &target, &metrics).await;
             });
         }
     }
 }
 
-/// Take a backup and record it in `metrics`, for the daemon and the tests:
-/// marks the target running (false = skipped, one already runs), backs up,
-/// runs the restore test when `backup.restore_test` is on, and prunes
-/// after a good, verified backup.
+/// Take a backup and record it in `metrics`, for the daemon and the tests.
+/// None (counted as skipped) when a backup of the target is still running,
+/// in this process or another one (see [`super::lock`]). Otherwise backs
+/// up, runs the restore test when `backup.restore_test` is on, and prunes
+/// after a good, verified backup, all under the target's lock.
 pub async fn backup_and_record(
     config: &Config,
     target: &TargetConfig,
     metrics: &BackupMetrics,
 ) -> Option<Result<BackupOutcome>> {
-    if !metrics.try_start(target.name.as_str()) {
+    let name = target.name.as_str();
+    if !metrics.try_start(name) {
+        tracing::warn!(target = %name, "scheduled backup skipped: the previous one is still running");
         return None;
     }
-    Some(backup_started(config, target, metrics).await)
+    match BackupLock::try_acquire(&config.backup.dir, name, Purpose::Scheduled) {
+        Ok(Ok(lock)) => Some(backup_started(config, target, metrics, &lock).await),
+        Ok(Err(busy)) => {
+            metrics.skipped(name);
+            tracing::warn!(target = %name, "scheduled backup skipped: {}", busy.into_error());
+            None
+        }
+        Err(e) => {
+            metrics.failed(name, 0.0);
+            tracing::error!(target = %name, "backup failed: {e}");
+            Some(Err(e))
+        }
+    }
 }
 
 /// Clears `running` even when the task is aborted mid-backup.
@@ -264,6 +277,7 @@ async fn backup_started(
     config: &Config,
     target: &TargetConfig,
     metrics: &BackupMetrics,
+    lock: &BackupLock,
 ) -> Result<BackupOutcome> {
     let mut guard = RunningGuard {
         metrics,
@@ -271,7 +285,7 @@ async fn backup_started(
         started: std::time::Instant::now(),
         done: false,
     };
-    let result = backup_and_verify(config, target).await;
+    let result = backup_and_verify(config, target, lock).await;
     guard.done = true;
     let elapsed = guard.started.elapsed().as_secs_f64();
     match &result {
@@ -304,8 +318,16 @@ async fn backup_started(
     result
 }
 
-async fn backup_and_verify(config: &Config, target: &TargetConfig) -> Result<BackupOutcome> {
-    let mut outcome = super::take(config, target, &BackupOptions::default()).await?;
+async fn backup_and_verify(
+    config: &Config,
+    target: &TargetConfig,
+    lock: &BackupLock,
+) -> Result<BackupOutcome> {
+    let options = BackupOptions {
+        purpose: Purpose::Scheduled,
+        ..BackupOptions::default()
+    };
+    let mut outcome = super::dump::take_locked(config, target, &options, lock).await?;
     if config.backup.restore_test {
         // A failed restore test leaves the backup in place, marked unverified.
         match verify::verify(config, Some(target), &outcome.path, true).await {

@@ -128,6 +128,8 @@ async fn take(ctx: &Context, args: TakeArgs) -> Result<u8> {
         format: args.format,
         compress: args.compress,
         jobs: args.jobs,
+        // A manual backup that finds another one running fails at once (exit 1).
+        ..BackupOptions::default()
     };
     let outcome = backup::take(&ctx.config, target, &options).await?;
     let m = &outcome.manifest;
