@@ -118,6 +118,34 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Open a session that holds an ACCESS EXCLUSIVE lock on `table` until it
+/// ends its transaction: a pg_dump started meanwhile waits, caught mid-dump.
+fn lock_table(rt: &tokio::runtime::Runtime, url: &DbUrl, table: &str) -> tokio_postgres::Client {
+    let (locker, connection) = rt
+        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(connection);
+    rt.block_on(locker.batch_execute(&format!(
+        "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .unwrap();
+    locker
+}
+
+/// Wait until a pg_dump of `url`'s database waits on a lock.
+fn wait_for_pg_dump_blocked(url: &DbUrl) {
+    shared()
+        .wait_for(
+            &url.database(),
+            // Other tests catch their own pg_dumps on the shared cluster.
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+             AND wait_event_type = 'Lock' AND datname = current_database()",
+            "1",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+}
+
 /// Files and directories in the backup dir, hidden (temporary) ones included;
 /// not the target's lock file, which stays (unlocked) after every backup.
 fn backup_dir_contents(dir: &Path) -> Vec<String> {
@@ -245,27 +273,13 @@ fn a_pg_dump_killed_mid_dump_leaves_no_file_and_counts_a_failure() {
     let target = config.target(None).unwrap().clone();
     let rt = runtime();
     // Hold a lock pg_dump must wait for, so it is caught mid-dump.
-    let (locker, connection) = rt
-        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
-        .unwrap();
-    rt.spawn(connection);
-    rt.block_on(locker.batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
-        .unwrap();
+    let locker = lock_table(&rt, &url, "events");
     let metrics = BackupMetrics::new(["main"]);
     let task = {
         let (config, metrics) = (config.clone(), metrics.clone());
         rt.spawn(async move { schedule::backup_and_record(&config, &target, &metrics).await })
     };
-    shared()
-        .wait_for(
-            &url.database(),
-            // Other tests catch their own pg_dumps on the shared cluster.
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
-             AND wait_event_type = 'Lock' AND datname = current_database()",
-            "1",
-            Duration::from_secs(30),
-        )
-        .unwrap();
+    wait_for_pg_dump_blocked(&url);
     assert_eq!(metrics.value("main", "backup_running"), Some(1.0));
     let pid = std::fs::read_to_string(&pidfile)
         .unwrap()
@@ -943,27 +957,13 @@ fn stopping_mid_backup_kills_pg_dump_and_removes_the_temporary_file() {
     ));
     let target = config.target(None).unwrap().clone();
     let rt = runtime();
-    let (locker, connection) = rt
-        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
-        .unwrap();
-    rt.spawn(connection);
-    rt.block_on(locker.batch_execute("BEGIN; LOCK TABLE people IN ACCESS EXCLUSIVE MODE"))
-        .unwrap();
+    let locker = lock_table(&rt, &url, "people");
     let metrics = BackupMetrics::new(["main"]);
     let task = {
         let (config, metrics) = (config.clone(), metrics.clone());
         rt.spawn(async move { schedule::backup_and_record(&config, &target, &metrics).await })
     };
-    shared()
-        .wait_for(
-            &url.database(),
-            // Other tests catch their own pg_dumps on the shared cluster.
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
-             AND wait_event_type = 'Lock' AND datname = current_database()",
-            "1",
-            Duration::from_secs(30),
-        )
-        .unwrap();
+    wait_for_pg_dump_blocked(&url);
     let pid = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -1162,12 +1162,7 @@ fn the_scheduler_skips_and_counts_runs_while_a_backup_still_runs() {
     ));
     let rt = runtime();
     // The first scheduled pg_dump waits on this lock for as long as we hold it.
-    let (locker, connection) = rt
-        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
-        .unwrap();
-    rt.spawn(connection);
-    rt.block_on(locker.batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
-        .unwrap();
+    let locker = lock_table(&rt, &url, "events");
     let metrics = BackupMetrics::new(["main"]);
     let task = rt.spawn(schedule::run(
         config.clone(),
@@ -1216,12 +1211,7 @@ fn backup_process_caught_mid_dump(
     config: &Path,
     url: &DbUrl,
 ) -> (std::process::Child, tokio_postgres::Client) {
-    let (locker, connection) = rt
-        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
-        .unwrap();
-    rt.spawn(connection);
-    rt.block_on(locker.batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE"))
-        .unwrap();
+    let locker = lock_table(rt, url, "events");
     let child = pgwarden(dir)
         .arg("--config")
         .arg(config)
@@ -1230,15 +1220,7 @@ fn backup_process_caught_mid_dump(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    shared()
-        .wait_for(
-            &url.database(),
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
-             AND wait_event_type = 'Lock' AND datname = current_database()",
-            "1",
-            Duration::from_secs(30),
-        )
-        .unwrap();
+    wait_for_pg_dump_blocked(url);
     (child, locker)
 }
 
