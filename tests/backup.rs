@@ -146,6 +146,54 @@ fn wait_for_pg_dump_blocked(url: &DbUrl) {
         .unwrap();
 }
 
+/// A backup (as the scheduler takes it) whose pg_dump waits on a lock held
+/// by `locker` on `table`: caught mid-dump, its pid known from a wrapper.
+struct MidDump {
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    locker: tokio_postgres::Client,
+    metrics: BackupMetrics,
+    task: tokio::task::JoinHandle<Option<pgwarden::Result<backup::BackupOutcome>>>,
+    pid: String,
+}
+
+fn backup_caught_mid_dump(table: &str) -> MidDump {
+    let url = seeded_database();
+    let dir = workdir();
+    let pidfile = dir.path().join("pg_dump.pid");
+    let bin = wrapper_bin_dir(
+        dir.path(),
+        &format!("echo $$ > '{}'\nexec \"$REAL\" \"$@\"", pidfile.display()),
+    );
+    let config = load(&write_config(
+        dir.path(),
+        &url,
+        "development",
+        &format!("bin_dir = \"{}\"", bin.display()),
+    ));
+    let target = config.target(None).unwrap().clone();
+    let rt = runtime();
+    let locker = lock_table(&rt, &url, table);
+    let metrics = BackupMetrics::new(["main"]);
+    let task = {
+        let (config, metrics) = (config.clone(), metrics.clone());
+        rt.spawn(async move { schedule::backup_and_record(&config, &target, &metrics).await })
+    };
+    wait_for_pg_dump_blocked(&url);
+    let pid = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .to_string();
+    MidDump {
+        dir,
+        rt,
+        locker,
+        metrics,
+        task,
+        pid,
+    }
+}
+
 /// Files and directories in the backup dir, hidden (temporary) ones included;
 /// not the target's lock file, which stays (unlocked) after every backup.
 fn backup_dir_contents(dir: &Path) -> Vec<String> {
@@ -257,34 +305,15 @@ fn the_manifest_records_checksums_versions_and_snapshot_row_counts() {
 
 #[test]
 fn a_pg_dump_killed_mid_dump_leaves_no_file_and_counts_a_failure() {
-    let url = seeded_database();
-    let dir = workdir();
-    let pidfile = dir.path().join("pg_dump.pid");
-    let bin = wrapper_bin_dir(
-        dir.path(),
-        &format!("echo $$ > '{}'\nexec \"$REAL\" \"$@\"", pidfile.display()),
-    );
-    let config = load(&write_config(
-        dir.path(),
-        &url,
-        "development",
-        &format!("bin_dir = \"{}\"", bin.display()),
-    ));
-    let target = config.target(None).unwrap().clone();
-    let rt = runtime();
-    // Hold a lock pg_dump must wait for, so it is caught mid-dump.
-    let locker = lock_table(&rt, &url, "events");
-    let metrics = BackupMetrics::new(["main"]);
-    let task = {
-        let (config, metrics) = (config.clone(), metrics.clone());
-        rt.spawn(async move { schedule::backup_and_record(&config, &target, &metrics).await })
-    };
-    wait_for_pg_dump_blocked(&url);
+    let MidDump {
+        dir,
+        rt,
+        locker,
+        metrics,
+        task,
+        pid,
+    } = backup_caught_mid_dump("events");
     assert_eq!(metrics.value("main", "backup_running"), Some(1.0));
-    let pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .to_string();
     // `ps` shows pg_dump's command line: it carries no password.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
@@ -942,32 +971,14 @@ fn restore_on_a_terminal_asks_first() {
 
 #[test]
 fn stopping_mid_backup_kills_pg_dump_and_removes_the_temporary_file() {
-    let url = seeded_database();
-    let dir = workdir();
-    let pidfile = dir.path().join("pg_dump.pid");
-    let bin = wrapper_bin_dir(
-        dir.path(),
-        &format!("echo $$ > '{}'\nexec \"$REAL\" \"$@\"", pidfile.display()),
-    );
-    let config = load(&write_config(
-        dir.path(),
-        &url,
-        "development",
-        &format!("bin_dir = \"{}\"", bin.display()),
-    ));
-    let target = config.target(None).unwrap().clone();
-    let rt = runtime();
-    let locker = lock_table(&rt, &url, "people");
-    let metrics = BackupMetrics::new(["main"]);
-    let task = {
-        let (config, metrics) = (config.clone(), metrics.clone());
-        rt.spawn(async move { schedule::backup_and_record(&config, &target, &metrics).await })
-    };
-    wait_for_pg_dump_blocked(&url);
-    let pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .to_string();
+    let MidDump {
+        dir,
+        rt,
+        locker,
+        metrics,
+        task,
+        pid,
+    } = backup_caught_mid_dump("people");
     task.abort();
     assert!(rt.block_on(task).unwrap_err().is_cancelled());
     let deadline = Instant::now() + Duration::from_secs(10);
