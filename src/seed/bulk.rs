@@ -105,6 +105,7 @@ pub async fn defer_if_empty(tx: &Transaction<'_>, tables: &[&str]) -> Result<Opt
 /// Truncate those of `tables` (empty, locked, without foreign keys now) that
 /// have no `TRUNCATE` trigger; returns them.
 async fn truncate(tx: &Transaction<'_>, tables: &[&str]) -> Result<Vec<String>> {
+    // tgtype bit 5 (32) is TRIGGER_TYPE_TRUNCATE.
     let names: Vec<String> = tx
         .query_one(
             "SELECT coalesce(array_agg(n ORDER BY o), '{}') FROM unnest($1::text[]) WITH ORDINALITY AS t(n, o) \
