@@ -7,10 +7,10 @@
 //! ```
 //!
 //! Both load an empty, freshly created database over TCP loopback and build
-//! their keys and indexes: pgbench generates client-side, COPYs, vacuums and
-//! adds its primary keys; pgwarden generates, COPYs into the migrated
-//! education schema with its keys and indexes deferred, then rebuilds and
-//! validates them (9 primary keys, 6 unique keys, 14 other indexes, 14
+//! their keys and indexes: pgbench generates client-side, COPYs (FREEZE),
+//! vacuums and adds its primary keys; pgwarden generates, COPYs (FREEZE where
+//! it may) into the migrated education schema with its keys and indexes
+//! deferred, then rebuilds and validates them (9 primary keys, 6 unique keys, 14 other indexes, 14
 //! foreign keys). Rates are rows / wall time including connecting.
 
 use std::process::Command;

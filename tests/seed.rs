@@ -145,6 +145,23 @@ impl Db {
         )
     }
 
+    /// `pg_dump --schema-only`: every table, constraint, index and trigger
+    /// (with its enabled state) as the real tool restores them; without the
+    /// `\restrict` lines, whose key is random on every dump.
+    fn schema_dump(&self) -> String {
+        let out = Command::new(shared().bin_dir().join("pg_dump"))
+            .args(["--schema-only", "--no-owner", "--dbname", self.url.expose()])
+            .output()
+            .expect("run pg_dump (Debian: postgresql-client-15)");
+        assert!(out.status.success(), "pg_dump: {}", output_text(&out));
+        String::from_utf8(out.stdout)
+            .expect("pg_dump prints UTF-8")
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict ") && !l.starts_with("\\unrestrict "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn total_rows(&self) -> i64 {
         self.checksums().iter().map(|c| c.1).sum()
     }
@@ -504,6 +521,45 @@ fn scale_multiplies_the_development_volumes() {
         "SELECT md5(string_agg(x::text, ',' ORDER BY id)) FROM users x WHERE id IN ({ids})"
     );
     assert_eq!(dev.sql(&digest), db.sql(&digest));
+}
+
+#[test]
+fn a_bulk_load_leaves_the_schema_exactly_as_migrated_and_valid() {
+    let db = Db::migrated("anchor = \"2024-09-01\"");
+    let before = db.schema_dump();
+    assert!(
+        before.contains("FOREIGN KEY") && before.contains("CREATE TRIGGER audit_log_no_truncate")
+    );
+    db.seed_exits(&["run", "--scale", "2"], 0);
+    assert_eq!(db.schema_dump(), before);
+    // Recreated, not merely declared: every index is usable and every
+    // constraint checked (a NOT VALID leftover would show in the dump too).
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_index WHERE NOT (indisvalid AND indisready)"),
+        0
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM pg_constraint WHERE connamespace = 'public'::regnamespace AND NOT convalidated"),
+        0
+    );
+    assert_eq!(db.count("SELECT count(*) FROM users"), 200);
+}
+
+#[test]
+fn scale_keeps_rows_it_did_not_write() {
+    let db = Db::migrated("anchor = \"2024-09-01\"");
+    // An application row (not seeded): the tables are not empty, so the bulk
+    // path, which empties its tables to load them frozen, must not run.
+    db.sql(
+        "INSERT INTO users (email, display_name, password_hash) \
+         VALUES ('own@example.org', 'Own User', repeat('x', 20))",
+    );
+    db.seed_exits(&["run", "--scale", "2"], 0);
+    assert_eq!(
+        db.count("SELECT count(*) FROM users WHERE email = 'own@example.org'"),
+        1
+    );
+    assert_eq!(db.count("SELECT count(*) FROM users"), 201);
 }
 
 #[test]

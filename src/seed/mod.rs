@@ -209,16 +209,25 @@ async fn load(
         report: options.progress.as_deref().unwrap_or(&silent),
     };
     let names: Vec<&str> = TABLES.iter().map(|t| t.name()).collect();
-    let deferred = if mode == Mode::Direct && bulk::all_empty(tx, &names).await? {
-        Some(bulk::defer(tx, &names).await?)
-    } else {
-        None
+    let deferred = match mode {
+        Mode::Direct => bulk::defer_if_empty(tx, &names).await?,
+        _ => None,
     };
     let mut inserted = Vec::new();
+    let copying = Instant::now();
     for table in TABLES {
+        let mode = match &deferred {
+            Some(d) if d.frozen(table.name()) => Mode::Frozen,
+            _ => mode,
+        };
         let n = writer::write_table(tx, plan, table, mode, &mut tracker).await?;
         inserted.push((table.name().to_string(), n));
     }
+    tracing::debug!(
+        seconds = copying.elapsed().as_secs_f64(),
+        rows = tracker.rows,
+        "phase: COPY"
+    );
     if let Some(deferred) = deferred {
         (tracker.report)(&Progress {
             table: "(keys and indexes)",

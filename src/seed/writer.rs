@@ -7,7 +7,9 @@
 //!   `INSERT … SELECT … ON CONFLICT DO NOTHING`: rows already there (same
 //!   stable id, or same unique key) are skipped, which makes runs idempotent;
 //! - [`Mode::Direct`] (`--scale`, only on a database without seed data):
-//!   COPY straight into the table, the fast path for millions of rows.
+//!   COPY straight into the table, the fast path for millions of rows;
+//! - [`Mode::Frozen`]: the same into a table emptied in this transaction,
+//!   with `FREEZE` (see [`super::bulk`]).
 
 use std::time::Instant;
 
@@ -24,6 +26,7 @@ use crate::error::{Error, Result};
 pub enum Mode {
     Upsert,
     Direct,
+    Frozen,
 }
 
 /// Where a seed run is, for a progress bar.
@@ -64,7 +67,7 @@ pub async fn write_table(
         return Ok(0);
     }
     let into = match mode {
-        Mode::Direct => table.name().to_string(),
+        Mode::Direct | Mode::Frozen => table.name().to_string(),
         Mode::Upsert => {
             let stage = format!("seed_stage_{}", table.name());
             tx.batch_execute(&format!(
@@ -77,7 +80,7 @@ pub async fn write_table(
         }
     };
     let started = Instant::now();
-    let copied = copy_rows(tx, plan, table, &into, tracker).await?;
+    let copied = copy_rows(tx, plan, table, &into, mode == Mode::Frozen, tracker).await?;
     tracing::debug!(
         table = table.name(),
         rows = copied,
@@ -85,7 +88,7 @@ pub async fn write_table(
         "copied"
     );
     match mode {
-        Mode::Direct => Ok(copied),
+        Mode::Direct | Mode::Frozen => Ok(copied),
         Mode::Upsert => {
             let columns = table.columns();
             let inserted = tx
@@ -112,6 +115,7 @@ async fn copy_rows(
     plan: &Plan,
     table: Table,
     into: &str,
+    freeze: bool,
     tracker: &mut Tracker<'_>,
 ) -> Result<u64> {
     let units = table.units(plan);
@@ -144,8 +148,9 @@ async fn copy_rows(
     let context = format!("copying into {}", table.name());
     let sink = tx
         .copy_in::<_, Bytes>(&format!(
-            "COPY {into} ({}) FROM STDIN (FORMAT binary)",
-            table.columns()
+            "COPY {into} ({}) FROM STDIN (FORMAT binary{})",
+            table.columns(),
+            if freeze { ", FREEZE" } else { "" }
         ))
         .await
         .map_err(|e| db_error(&context, &e))?;
