@@ -260,10 +260,13 @@ pub struct Reachability {
 
 /// Connect once (through a fresh pool) and run a probe query.
 pub async fn probe(target: &TargetConfig) -> Reachability {
-    let started = Instant::now();
     match build_pool(target) {
-        Ok(pool) => probe_pool(&pool, target, started).await,
-        Err(e) => reachability(target, Err((ConnectFailure::Other, e.to_string())), started),
+        Ok(pool) => probe_pool(&pool, target).await,
+        Err(e) => reachability(
+            target,
+            Err((ConnectFailure::Other, e.to_string())),
+            Instant::now(),
+        ),
     }
 }
 
@@ -271,7 +274,8 @@ pub async fn probe(target: &TargetConfig) -> Reachability {
 /// idle), bounded by the target's connect timeout plus `query_timeout`. The
 /// daemon probes through its own pool so that it never holds more
 /// connections than the pool allows.
-pub async fn probe_pool(pool: &Pool, target: &TargetConfig, started: Instant) -> Reachability {
+pub async fn probe_pool(pool: &Pool, target: &TargetConfig) -> Reachability {
+    let started = Instant::now();
     let outcome = async {
         let client = pool
             .get()

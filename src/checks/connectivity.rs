@@ -40,8 +40,7 @@ pub async fn probe(target: &crate::pool::Target) -> ServerInfo {
     let r = if exhausted {
         crate::pool::probe(&target.config).await
     } else {
-        let started = std::time::Instant::now();
-        crate::pool::probe_pool(&target.pool, &target.config, started).await
+        crate::pool::probe_pool(&target.pool, &target.config).await
     };
     let version = r.server_version.unwrap_or_default();
     ServerInfo {
