@@ -11,13 +11,17 @@
 //! It starts a throwaway PostgreSQL cluster, `target/release/pgwarden serve`
 //! (or `$PGWARDEN_BIN`) against it, and the exporter, then hammers each.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Serve, fail, free_addr, http_get, start_serve, wait_until};
 use pgwarden::cluster::Cluster;
+
+const BENCH: &str = "bench_metrics";
 
 const EXPORTER: &str = "prometheus-postgres-exporter";
 
@@ -27,11 +31,15 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
     let cluster =
-        Cluster::start().unwrap_or_else(|e| fail(&format!("cannot start PostgreSQL: {e}")));
+        Cluster::start().unwrap_or_else(|e| fail(BENCH, &format!("cannot start PostgreSQL: {e}")));
     let url = cluster.url();
     let work = tempfile::tempdir().unwrap();
 
-    let mut subjects = vec![start_pgwarden(work.path(), url.expose())];
+    let pgwarden = Subject {
+        name: "pgwarden".into(),
+        serve: start_serve(BENCH, work.path(), url.expose(), ""),
+    };
+    let mut subjects = vec![pgwarden];
     match start_exporter(&cluster) {
         Some(exporter) => subjects.push(exporter),
         None => println!("({EXPORTER} not installed: apt-get install {EXPORTER} to compare)"),
@@ -43,9 +51,13 @@ fn main() {
     );
     for subject in &subjects {
         // Warm up: first renders, lazily allocated buffers.
-        load(&subject.addr, 1, Duration::from_millis(500));
+        load(&subject.serve.addr, 1, Duration::from_millis(500));
         for connections in [1, 8] {
-            let run = load(&subject.addr, connections, Duration::from_secs(seconds));
+            let run = load(
+                &subject.serve.addr,
+                connections,
+                Duration::from_secs(seconds),
+            );
             println!(
                 "{:<22} {:>5} {:>11.0} {:>9.3} {:>9.3} {:>9.1} {:>10}",
                 subject.name,
@@ -53,60 +65,16 @@ fn main() {
                 run.count as f64 / run.elapsed.as_secs_f64(),
                 run.percentile(0.50),
                 run.percentile(0.99),
-                rss_mb(subject.child.id()),
+                rss_mb(subject.serve.child.id()),
                 run.body_bytes,
             );
         }
-    }
-    for mut subject in subjects {
-        let _ = subject.child.kill();
-        let _ = subject.child.wait();
     }
 }
 
 struct Subject {
     name: String,
-    addr: String,
-    child: Child,
-}
-
-fn start_pgwarden(work: &std::path::Path, url: &str) -> Subject {
-    let bin = std::env::var_os("PGWARDEN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/pgwarden")
-        });
-    if !bin.exists() {
-        fail(&format!(
-            "{} not found: run `cargo build --release --bins --examples` first",
-            bin.display()
-        ));
-    }
-    let addr = free_addr();
-    let config = work.join("pgwarden.toml");
-    std::fs::write(
-        &config,
-        format!("[http]\nlisten = \"{addr}\"\n[[targets]]\nname = \"bench\"\nurl = \"{url}\"\n"),
-    )
-    .unwrap();
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| fail(&format!("cannot start {}: {e}", bin.display())));
-    wait_until(
-        || http_status(&addr, "/ready") == Some(200),
-        "pgwarden /ready",
-    );
-    Subject {
-        name: "pgwarden".into(),
-        addr,
-        child,
-    }
+    serve: Serve,
 }
 
 fn start_exporter(cluster: &Cluster) -> Option<Subject> {
@@ -130,14 +98,15 @@ fn start_exporter(cluster: &Cluster) -> Option<Subject> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
+    let serve = Serve { addr, child };
     wait_until(
-        || http_status(&addr, "/metrics") == Some(200),
+        BENCH,
+        || http_get(&serve.addr, "/metrics").map(|(status, _)| status) == Some(200),
         "postgres_exporter",
     );
     Some(Subject {
         name: "postgres_exporter".into(),
-        addr,
-        child,
+        serve,
     })
 }
 
@@ -245,19 +214,6 @@ fn read_response(reader: &mut BufReader<TcpStream>, body: &mut Vec<u8>) {
     }
 }
 
-fn http_status(addr: &str, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.split(' ').nth(1)?.parse().ok()
-}
-
 fn rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -265,27 +221,4 @@ fn rss_mb(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn free_addr() -> String {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
-}
-
-fn wait_until(ready: impl Fn() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready() {
-        if Instant::now() > deadline {
-            fail(&format!("{what} did not come up within 30 s"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn fail(message: &str) -> ! {
-    eprintln!("bench_metrics: {message}");
-    std::process::exit(1)
 }

@@ -268,6 +268,8 @@ async fn a_failed_create_index_concurrently_leaves_an_invalid_index_until_droppe
     let result = one(&mut checker, "indexes").await;
     assert_eq!(result.status, Status::Warning, "{result:#?}");
     assert_eq!(metric(&result, "indexes_invalid"), 1.0);
+    // The build failed before writing a page: nothing on disk to report.
+    assert_eq!(metric(&result, "indexes_invalid_bytes"), 0.0, "{result:#?}");
     assert!(
         result.summary.contains("public.users_email"),
         "{}",
@@ -277,6 +279,53 @@ async fn a_failed_create_index_concurrently_leaves_an_invalid_index_until_droppe
     let result = one(&mut checker, "indexes").await;
     assert_eq!(result.status, Status::Ok, "{result:#?}");
     assert_eq!(metric(&result, "indexes_invalid"), 0.0);
+    assert_eq!(metric(&result, "indexes_invalid_bytes"), 0.0);
+}
+
+/// A CREATE INDEX CONCURRENTLY cancelled while it waits for an older
+/// snapshot has built the whole index but left it invalid: disk spent and
+/// written on every insert, never used. Its size is what an operator weighs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_create_index_concurrently_leaves_a_built_invalid_index_with_its_size() {
+    let url = new_db();
+    psql(
+        &url,
+        "CREATE TABLE events (id int PRIMARY KEY, kind text); \
+         INSERT INTO events SELECT g, 'k' || g FROM generate_series(1, 20000) g",
+    );
+    let old_snapshot = session(&url).await;
+    old_snapshot
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+        .await
+        .unwrap();
+    let builder = session(&url).await;
+    builder
+        .batch_execute("SET statement_timeout = '2s'")
+        .await
+        .unwrap();
+    let cancelled = builder
+        .batch_execute("CREATE INDEX CONCURRENTLY events_kind ON events (kind)")
+        .await
+        .expect_err("the old snapshot makes the build wait until cancelled");
+    assert!(
+        cancelled.to_string().contains("statement timeout")
+            || format!("{cancelled:?}").contains("statement timeout"),
+        "{cancelled:?}"
+    );
+    old_snapshot.batch_execute("COMMIT").await.unwrap();
+    let on_disk: f64 = psql(&url, "SELECT pg_relation_size('events_kind')")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(on_disk > 100_000.0, "built before the wait: {on_disk}");
+    let mut checker = checker(&url, "");
+    let result = one(&mut checker, "indexes").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert_eq!(metric(&result, "indexes_invalid"), 1.0);
+    assert_eq!(metric(&result, "indexes_invalid_bytes"), on_disk);
+    psql(&url, "DROP INDEX events_kind");
+    let result = one(&mut checker, "indexes").await;
+    assert_eq!(metric(&result, "indexes_invalid_bytes"), 0.0, "{result:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -290,10 +339,13 @@ async fn a_duplicate_index_warns_until_dropped() {
     let mut checker = checker(&url, "");
     let result = one(&mut checker, "indexes").await;
     assert_eq!(metric(&result, "indexes_duplicate"), 1.0, "{result:#?}");
+    // One of the two copies is redundant: an empty btree is its metapage.
+    assert_eq!(metric(&result, "indexes_duplicate_bytes"), 8192.0);
     assert_eq!(result.status, Status::Warning);
     psql(&url, "DROP INDEX t_x2");
     let result = one(&mut checker, "indexes").await;
     assert_eq!(metric(&result, "indexes_duplicate"), 0.0, "{result:#?}");
+    assert_eq!(metric(&result, "indexes_duplicate_bytes"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -479,6 +531,7 @@ async fn an_exhausted_pool_is_critical_and_recovers_when_released() {
     assert_eq!(result.status, Status::Ok, "{result:#?}");
     assert!(metric(&result, "server_connections_usage_ratio") > 0.0);
     assert_eq!(metric(&result, "server_max_connections"), 100.0);
+    assert_eq!(metric(&result, "server_reserved_connections"), 3.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

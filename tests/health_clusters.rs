@@ -266,10 +266,15 @@ async fn an_inactive_replication_slot_warns_with_the_wal_it_retains() {
         .expect("retained WAL of the slot");
     assert_eq!(retained.labels, vec![("slot".into(), "forgotten".into())]);
     assert!(retained.value > 0.0, "{retained:?}");
+    assert_eq!(
+        metric(&result, "replication_slots_max_retained_bytes"),
+        retained.value
+    );
     cluster
         .psql("postgres", "SELECT pg_drop_replication_slot('forgotten')")
         .unwrap();
     let result = one(&mut checker, "replication").await;
     assert_eq!(result.status, Status::Ok, "{result:#?}");
     assert_eq!(metric(&result, "replication_slots_inactive"), 0.0);
+    assert_eq!(metric(&result, "replication_slots_max_retained_bytes"), 0.0);
 }

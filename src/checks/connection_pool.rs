@@ -21,6 +21,9 @@ const SERVER_CONNECTIONS: &str = "server_connections";
 const SERVER_CONNECTIONS_HELP: &str = "Server client backends by pg_stat_activity state.";
 const SERVER_MAX: &str = "server_max_connections";
 const SERVER_MAX_HELP: &str = "max_connections.";
+const SERVER_RESERVED: &str = "server_reserved_connections";
+const SERVER_RESERVED_HELP: &str =
+    "Slots of max_connections kept for superusers (and pg_use_reserved_connections from 16).";
 const USAGE: &str = "server_connections_usage_ratio";
 const USAGE_HELP: &str = "Client connections / (max_connections - reserved), 0-1.";
 
@@ -127,6 +130,7 @@ async fn server(ctx: &Context<'_>, out: &mut Outcome) -> Result<(), String> {
     let usable = (max - reserved).max(1);
     let ratio = total as f64 / usable as f64;
     out.gauge(SERVER_MAX, SERVER_MAX_HELP, max as f64);
+    out.gauge(SERVER_RESERVED, SERVER_RESERVED_HELP, reserved as f64);
     out.gauge(USAGE, USAGE_HELP, ratio);
     let limits = &ctx.config.connection_pool;
     out.flag(

@@ -4,9 +4,9 @@
 //! and indexes behind constraints excluded, since they enforce something),
 //! and duplicates (same table, columns, opclasses, expressions, predicate).
 //!
-//! Sizes come from `pg_class.relpages` (as of the last VACUUM, ANALYZE or
-//! CREATE INDEX): opening 10,000 indexes for their exact size would cost
-//! more than the whole rest of the cycle.
+//! Sizes of unused and duplicate indexes come from `pg_class.relpages` (as
+//! of the last VACUUM, ANALYZE or CREATE INDEX): opening 10,000 indexes for
+//! their exact size would cost more than the whole rest of the cycle.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -18,23 +18,30 @@ use crate::report::Status;
 
 const INVALID: &str = "indexes_invalid";
 const INVALID_HELP: &str = "Indexes with indisvalid = false.";
+const INVALID_BYTES: &str = "indexes_invalid_bytes";
+const INVALID_BYTES_HELP: &str = "Total size of the invalid indexes.";
 const UNUSED: &str = "indexes_unused";
 const UNUSED_HELP: &str = "Non-unique, non-constraint indexes never scanned since stats reset.";
 const UNUSED_BYTES: &str = "indexes_unused_bytes";
 const UNUSED_BYTES_HELP: &str = "Total size of the unused indexes.";
 const DUPLICATE: &str = "indexes_duplicate";
 const DUPLICATE_HELP: &str = "Indexes duplicating another index of the same table.";
+const DUPLICATE_BYTES: &str = "indexes_duplicate_bytes";
+const DUPLICATE_BYTES_HELP: &str =
+    "Size of the redundant duplicates (all copies of a set but its largest).";
 
 /// Columns: total count, total bytes, name, bytes (top-N by size).
+/// Invalid indexes are few, and `relpages` is never updated for them (no
+/// ANALYZE or VACUUM counts an index that is not ready), so they are sized
+/// exactly.
 fn invalid_sql(top_n: usize) -> String {
     format!(
-        "SELECT count(*) OVER ()::int8, \
-           (sum(c.relpages::int8) OVER () * current_setting('block_size')::int8)::float8, \
-           n.nspname || '.' || c.relname, \
-           (c.relpages::int8 * current_setting('block_size')::int8)::float8 \
-         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE NOT i.indisvalid AND {USER_SCHEMAS} ORDER BY c.relpages DESC, 3 LIMIT {top_n}"
+        "SELECT count(*) OVER ()::int8, sum(s.bytes) OVER ()::float8, s.name, s.bytes::float8 \
+         FROM (SELECT n.nspname || '.' || c.relname AS name, pg_relation_size(c.oid) AS bytes \
+           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE NOT i.indisvalid AND {USER_SCHEMAS}) s \
+         ORDER BY s.bytes DESC, s.name LIMIT {top_n}"
     )
 }
 
@@ -52,11 +59,16 @@ fn unused_sql(top_n: usize) -> String {
     )
 }
 
-/// One row per set of identical indexes; the count column is how many are redundant.
+/// One row per set of identical indexes; the count and bytes columns are
+/// what dropping all but the largest index of each set would free.
 fn duplicates_sql(top_n: usize) -> String {
     format!(
-        "SELECT sum(count(*) - 1) OVER ()::int8, 0::float8, \
-           string_agg(n.nspname || '.' || c.relname, ' = ' ORDER BY c.relname), 0::float8 \
+        "SELECT sum(count(*) - 1) OVER ()::int8, \
+           (sum(sum(c.relpages::int8) - max(c.relpages::int8)) OVER () \
+             * current_setting('block_size')::int8)::float8, \
+           string_agg(n.nspname || '.' || c.relname, ' = ' ORDER BY c.relname), \
+           ((sum(c.relpages::int8) - max(c.relpages::int8)) \
+             * current_setting('block_size')::int8)::float8 \
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
          JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMAS} \
          GROUP BY i.indrelid, i.indkey::text, i.indclass::text, i.indcollation::text, \
@@ -127,9 +139,11 @@ fn evaluate(
         duplicates.count
     ));
     out.gauge(INVALID, INVALID_HELP, invalid.count as f64);
+    out.gauge(INVALID_BYTES, INVALID_BYTES_HELP, invalid.bytes);
     out.gauge(UNUSED, UNUSED_HELP, unused.count as f64);
     out.gauge(UNUSED_BYTES, UNUSED_BYTES_HELP, unused.bytes);
     out.gauge(DUPLICATE, DUPLICATE_HELP, duplicates.count as f64);
+    out.gauge(DUPLICATE_BYTES, DUPLICATE_BYTES_HELP, duplicates.bytes);
     if invalid.count > 0 {
         out.flag(
             Status::Warning,

@@ -25,6 +25,9 @@ const EXPECTED: &str = "replication_replicas_expected";
 const EXPECTED_HELP: &str = "expected_replicas from the config.";
 const SLOT_RETAINED: &str = "replication_slot_retained_bytes";
 const SLOT_RETAINED_HELP: &str = "WAL retained by each replication slot (top-N).";
+const SLOTS_RETAINED_MAX: &str = "replication_slots_max_retained_bytes";
+const SLOTS_RETAINED_MAX_HELP: &str =
+    "WAL kept on disk for replication slots: the slot furthest behind (0 without slots).";
 const SLOTS_INACTIVE: &str = "replication_slots_inactive";
 const SLOTS_INACTIVE_HELP: &str = "Inactive replication slots.";
 const STANDBY_BYTES: &str = "standby_replay_lag_bytes";
@@ -186,6 +189,9 @@ async fn slots(session: &Session, ctx: &Context<'_>, out: &mut Outcome) -> Resul
         }
     }
     out.gauge(SLOTS_INACTIVE, SLOTS_INACTIVE_HELP, inactive as f64);
+    // Rows come furthest-behind first; that slot alone decides what WAL stays.
+    let furthest: f64 = rows.first().map_or(0.0, |r| r.get(2));
+    out.gauge(SLOTS_RETAINED_MAX, SLOTS_RETAINED_MAX_HELP, furthest);
     out.detail("slots", listed);
     Ok(())
 }
