@@ -19,7 +19,7 @@ use pgwarden::backup::{self, BackupOptions, Compression, Format};
 use pgwarden::cluster::Cluster;
 use pgwarden::config::{Config, TargetConfig};
 
-const RUNS: usize = 5;
+const RUNS: usize = 11;
 
 fn main() {
     let rows: u64 = std::env::args()
@@ -61,6 +61,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.backup.dir = dir.path().join("backups");
+    // The same programs for both sides of the comparison.
+    config.backup.bin_dir = Some(cluster.bin_dir().to_path_buf());
     let target = TargetConfig::from_url("bench", url.clone());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let pg_dump = cluster.bin_dir().join("pg_dump");

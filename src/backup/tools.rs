@@ -26,7 +26,7 @@ pub struct Tools {
 
 impl Tools {
     /// Find the programs in `bin_dir` when configured, else on PATH, else in
-    /// the newest /usr/lib/postgresql/*/bin.
+    /// the newest /usr/lib/postgresql/*/bin (see [`candidate_dirs`]).
     pub fn locate(bin_dir: Option<&Path>) -> Result<Tools> {
         if let Some(dir) = bin_dir {
             let tools = Self::in_dir(dir);
@@ -86,10 +86,17 @@ impl Tools {
     }
 }
 
+/// PATH, then the versioned directories newest first. Debian's `pg_wrapper`
+/// (what `/usr/bin/pg_dump` links to there) goes last: it is a Perl script
+/// that costs ~25 ms a call and picks a version by its own rules, while the
+/// newest installed major it would usually pick can dump any older server.
 fn candidate_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+    let path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
+    let (wrapped, mut dirs): (Vec<PathBuf>, Vec<PathBuf>) = path
+        .into_iter()
+        .partition(|dir| is_pg_wrapper(&dir.join("pg_dump")));
     let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| {
             d.flatten()
@@ -102,7 +109,13 @@ fn candidate_dirs() -> Vec<PathBuf> {
         .unwrap_or_default();
     versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
     dirs.extend(versioned.into_iter().map(|(_, p)| p));
+    dirs.extend(wrapped);
     dirs
+}
+
+fn is_pg_wrapper(program: &Path) -> bool {
+    std::fs::canonicalize(program)
+        .is_ok_and(|real| real.file_name().is_some_and(|n| n == "pg_wrapper"))
 }
 
 /// The major version in `pg_dump (PostgreSQL) 15.8 (Debian …)` or `16beta1`.
@@ -236,6 +249,23 @@ fn describe_status(status: &std::process::ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Debian's wrapper is skipped for the real programs behind it, so a
+    /// backup does not pay a Perl start-up per program it runs.
+    #[test]
+    fn debian_pg_wrapper_goes_after_the_versioned_directories() {
+        let Some(newest) = candidate_dirs()
+            .into_iter()
+            .find(|d| d.starts_with("/usr/lib/postgresql"))
+        else {
+            panic!("no /usr/lib/postgresql/*/bin: apt-get install postgresql-client");
+        };
+        let tools = Tools::locate(None).expect("client tools");
+        assert!(!is_pg_wrapper(&tools.pg_dump), "{tools:?}");
+        if is_pg_wrapper(Path::new("/usr/bin/pg_dump")) {
+            assert_eq!(tools.pg_dump, newest.join("pg_dump"));
+        }
+    }
 
     #[test]
     fn versions_are_read() {
