@@ -495,6 +495,8 @@ fn scale_multiplies_the_development_volumes() {
     // The bulk load put back every key and index it deferred.
     assert_eq!(db.definitions(), schema);
     assert!(out.contains("rows/s"), "{out}");
+    assert!(out.contains("; writing rows "), "{out}");
+    assert!(out.contains("keys and indexes "), "{out}");
     // No progress bar when stderr is not a terminal.
     assert!(!out.contains('\r'), "{out:?}");
     assert_eq!(db.count("SELECT count(*) FROM users"), 300);

@@ -133,8 +133,16 @@ fn print_report(report: &SeedReport, environment: Environment, target: &str, sca
         println!("the admin's password is stored as an argon2id hash (not shown)");
     }
     if scaled || report.seconds > 0.0 {
+        let rebuild = if report.rebuild_seconds > 0.0 {
+            format!(
+                "; writing rows {:.2} s, keys and indexes {:.2} s",
+                report.copy_seconds, report.rebuild_seconds
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{total} rows in {:.2} s ({:.0} rows/s)",
+            "{total} rows in {:.2} s ({:.0} rows/s{rebuild})",
             report.seconds,
             total as f64 / report.seconds.max(1e-9)
         );

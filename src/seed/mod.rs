@@ -108,6 +108,13 @@ pub struct SeedReport {
     /// Wall time of the run.
     #[serde(default)]
     pub seconds: f64,
+    /// Of which writing the rows (COPY or staged inserts).
+    #[serde(default)]
+    pub copy_seconds: f64,
+    /// Of which building keys and indexes and checking foreign keys after a
+    /// bulk load into empty tables (0 otherwise).
+    #[serde(default)]
+    pub rebuild_seconds: f64,
 }
 
 impl SeedReport {
@@ -145,19 +152,20 @@ pub async fn run(
     } else {
         Some(Mode::Upsert)
     };
-    let inserted = match mode {
+    let mut report = match mode {
         Some(mode) => load(&tx, &plan, mode, options, started).await?,
         // This scale is already there.
-        None => TABLES.iter().map(|t| (t.name().to_string(), 0)).collect(),
+        None => SeedReport {
+            inserted: TABLES.iter().map(|t| (t.name().to_string(), 0)).collect(),
+            ..SeedReport::default()
+        },
     };
     tx.commit()
         .await
         .map_err(|e| db_error("committing the seed data", &e))?;
-    Ok(SeedReport {
-        inserted,
-        cleared,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    report.cleared = cleared;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 /// The data set to load: the environment's, checked against the options,
@@ -192,14 +200,15 @@ fn plan_for(config: &crate::config::Config, options: &SeedOptions) -> Result<Pla
 }
 
 /// Write every table; with [`Mode::Direct`] into empty tables, keys and
-/// indexes are built after the data ([`bulk`]).
+/// indexes are built after the data ([`bulk`]). Returns the rows per table
+/// and the time of each phase.
 async fn load(
     tx: &tokio_postgres::Transaction<'_>,
     plan: &Plan,
     mode: Mode,
     options: &SeedOptions,
     started: Instant,
-) -> Result<Vec<(String, u64)>> {
+) -> Result<SeedReport> {
     let silent = |_: &Progress| {};
     let mut tracker = Tracker {
         started,
@@ -223,12 +232,11 @@ async fn load(
         let n = writer::write_table(tx, plan, table, mode, &mut tracker).await?;
         inserted.push((table.name().to_string(), n));
     }
-    tracing::debug!(
-        seconds = copying.elapsed().as_secs_f64(),
-        rows = tracker.rows,
-        "phase: COPY"
-    );
+    let copy_seconds = copying.elapsed().as_secs_f64();
+    tracing::debug!(seconds = copy_seconds, rows = tracker.rows, "phase: COPY");
+    let mut rebuild_seconds = 0.0;
     if let Some(deferred) = deferred {
+        let rebuilding = Instant::now();
         (tracker.report)(&Progress {
             table: "(keys and indexes)",
             units_done: tracker.units_done,
@@ -238,8 +246,14 @@ async fn load(
         });
         tracing::debug!(statements = deferred.len(), "recreating keys and indexes");
         bulk::restore(tx, deferred).await?;
+        rebuild_seconds = rebuilding.elapsed().as_secs_f64();
     }
-    Ok(inserted)
+    Ok(SeedReport {
+        inserted,
+        copy_seconds,
+        rebuild_seconds,
+        ..SeedReport::default()
+    })
 }
 
 /// `seed clear`: delete every seeded row of `target`, development only.
