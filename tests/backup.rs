@@ -1298,6 +1298,23 @@ fn a_backup_running_in_another_process_refuses_manual_skips_scheduled_and_stops_
     );
     assert!(text.contains(&holder_pid), "{text}");
     let widgets = || table_exists(&url.database(), "widgets");
+
+    // `backup prune` waits lock_wait too, then deletes nothing; a dry run
+    // only reads and goes through.
+    let prune = ["backup", "prune", "--target", "main"];
+    let (code, text) = run(dir.path(), &config_path, &prune);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("still locked after waiting 1s (backup.lock_wait)"),
+        "{text}"
+    );
+    assert!(text.contains(&holder_pid), "{text}");
+    let (code, text) = run(
+        dir.path(),
+        &config_path,
+        &[&prune[..], &["--dry-run"]].concat(),
+    );
+    assert_eq!(code, Some(0), "{text}");
     assert!(!widgets(), "the migration ran without its backup");
 
     // Only one pg_dump ever ran against the database.
@@ -1321,6 +1338,8 @@ fn a_backup_running_in_another_process_refuses_manual_skips_scheduled_and_stops_
     assert_eq!(code, Some(0), "{text}");
     assert!(widgets());
     assert_eq!(backup::catalog::list(&config.backup.dir).unwrap().len(), 2);
+    let (code, text) = run(dir.path(), &config_path, &prune);
+    assert_eq!(code, Some(0), "{text}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! "One backup at a time per target", across processes.
 //!
-//! The daemon's scheduled backup, a manual `pgwarden backup` and the backup
-//! before a production `migrate up` can run in different processes. They
+//! The daemon's scheduled backup (and its retention pass), a manual
+//! `pgwarden backup`, the backup before a production `migrate up` and a
+//! manual `pgwarden backup prune` can run in different processes. They
 //! exclude each other with an exclusive, non-blocking `flock(2)` on
 //! `<backup.dir>/.<target>.lock`:
 //!
@@ -46,6 +47,8 @@ pub enum Purpose {
     Manual,
     Scheduled,
     BeforeMigrate,
+    /// `backup prune`: deletes from the directory a backup writes into.
+    Prune,
 }
 
 impl Purpose {
@@ -54,6 +57,7 @@ impl Purpose {
             Self::Manual => "manual `pgwarden backup`",
             Self::Scheduled => "scheduled backup of `pgwarden serve`",
             Self::BeforeMigrate => "backup before `migrate up`",
+            Self::Prune => "`pgwarden backup prune`",
         }
     }
 }

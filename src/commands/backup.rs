@@ -5,7 +5,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::backup::restore::{self, RestoreOptions};
-use crate::backup::{self, BackupOptions, Compression, Format, catalog, retention, verify};
+use crate::backup::{
+    self, BackupLock, BackupOptions, Compression, Format, Purpose, catalog, retention, verify,
+};
 use crate::cli::Context;
 use crate::error::{Error, Result};
 
@@ -117,7 +119,9 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             }
             Ok(0)
         }
-        Some(BackupCommand::Prune { dry_run, target }) => prune(ctx, target.as_deref(), dry_run),
+        Some(BackupCommand::Prune { dry_run, target }) => {
+            prune(ctx, target.as_deref(), dry_run).await
+        }
     }
 }
 
@@ -216,7 +220,9 @@ fn list(ctx: &Context, target: Option<&str>, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-fn prune(ctx: &Context, target: Option<&str>, dry_run: bool) -> Result<u8> {
+/// Deleting takes the target's backup lock (waiting up to `backup.lock_wait`),
+/// as the daemon's retention pass does; a dry run only reads.
+async fn prune(ctx: &Context, target: Option<&str>, dry_run: bool) -> Result<u8> {
     let targets: Vec<String> = match target {
         Some(name) => vec![name.to_string()],
         None => {
@@ -229,7 +235,14 @@ fn prune(ctx: &Context, target: Option<&str>, dry_run: bool) -> Result<u8> {
             names
         }
     };
+    let backup = &ctx.config.backup;
     for target in targets {
+        let _lock = if dry_run {
+            None
+        } else {
+            let wait = backup.lock_wait.get();
+            Some(BackupLock::acquire(&backup.dir, &target, Purpose::Prune, wait).await?)
+        };
         let report = retention::prune(&ctx.config, &target, dry_run)?;
         let verb = if dry_run { "would delete" } else { "deleted" };
         for d in &report.deleted {
