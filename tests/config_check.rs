@@ -161,6 +161,19 @@ const BAD_CONFIGS: &[(&str, &str, &[&str])] = &[
         &["line 2", "[checks]", "did you mean `interval`?"],
     ),
     (
+        "a per-check interval for connectivity, which runs every cycle",
+        "[checks.intervals]\ndisk_usage = \"5m\"\nconnectivity = \"1m\"\n",
+        &["line 3", "unknown key `connectivity`", "disk_usage"],
+    ),
+    (
+        "a per-check interval shorter than the cycle",
+        "[checks]\ninterval = \"30s\"\n[checks.intervals]\nindexes = \"10s\"\n",
+        &[
+            "checks.intervals.indexes = \"10s\" is shorter than checks.interval = \"30s\"",
+            "at least \"30s\"",
+        ],
+    ),
+    (
         "wrong type",
         "[[targets]]\nname = \"p\"\nurl = \"postgres://u@h/db\"\npool_size = \"ten\"\n",
         &[

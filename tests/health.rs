@@ -328,6 +328,38 @@ async fn a_cancelled_create_index_concurrently_leaves_a_built_invalid_index_with
     assert_eq!(metric(&result, "indexes_invalid_bytes"), 0.0, "{result:#?}");
 }
 
+/// `[checks.intervals]`: between its runs a check repeats its last result,
+/// while the checks without an interval of their own see a change at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_with_its_own_interval_repeats_its_last_result_until_due() {
+    let url = new_db();
+    let mut checker = checker(
+        &url,
+        "[checks]\ninterval = \"1s\"\n[checks.intervals]\ntable_integrity = \"3s\"\n",
+    );
+    let first = checker.run_cycle().await;
+    let integrity = check(&first, "table_integrity").clone();
+    assert_eq!(integrity.status, Status::Ok, "{integrity:#?}");
+    psql(
+        &url,
+        "CREATE TABLE no_key (v int); CREATE INDEX no_key_v ON no_key (v)",
+    );
+
+    let second = checker.run_cycle().await;
+    assert_eq!(check(&second, "table_integrity"), &integrity);
+    let indexes = check(&second, "indexes");
+    assert_eq!(metric(indexes, "indexes_unused"), 1.0, "{indexes:#?}");
+
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let third = checker.run_cycle().await;
+    let integrity = check(&third, "table_integrity");
+    assert_eq!(
+        metric(integrity, "tables_without_primary_key"),
+        1.0,
+        "{integrity:#?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_duplicate_index_warns_until_dropped() {
     let url = new_db();

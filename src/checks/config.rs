@@ -23,6 +23,8 @@ pub struct ChecksConfig {
     pub timeout: Duration,
     /// Length of every top-N list (tables, statements...).
     pub top_n: Bounded<1, 100>,
+    /// Longer intervals for single checks; the rest run every cycle.
+    pub intervals: CheckIntervals,
     pub connectivity: ConnectivityConfig,
     pub performance: PerformanceConfig,
     pub replication: ReplicationConfig,
@@ -41,6 +43,7 @@ impl Default for ChecksConfig {
             interval: Duration::secs(15),
             timeout: Duration::secs(5),
             top_n: Bounded::new(10),
+            intervals: Default::default(),
             connectivity: Default::default(),
             performance: Default::default(),
             replication: Default::default(),
@@ -58,6 +61,83 @@ impl Default for ChecksConfig {
 impl ChecksConfig {
     pub fn top_n(&self) -> usize {
         self.top_n.get() as usize
+    }
+
+    /// How often the daemon runs `check`: its own interval, else every cycle.
+    pub fn interval_of(&self, check: &str) -> std::time::Duration {
+        self.intervals
+            .get(check)
+            .map_or(self.interval.get(), |d| d.get().max(self.interval.get()))
+    }
+
+    /// A per-check interval below the cycle's could never be honoured.
+    pub fn validate(&self) -> crate::Result<()> {
+        for (check, interval) in self.intervals.set() {
+            if interval.get() < self.interval.get() {
+                return Err(crate::Error::usage(format!(
+                    "checks.intervals.{check} = \"{interval}\" is shorter than checks.interval = \"{}\": \
+                     a check runs at most once per cycle; remove it or make it at least \"{}\"",
+                    self.interval, self.interval
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[checks.intervals]`: a longer interval for a check whose queries cost
+/// more than its figures change between cycles (database sizes walk every
+/// file; integrity and index checks read the whole catalog). Between its
+/// runs the daemon keeps serving the check's last result. `connectivity`
+/// has no entry: it runs every cycle, since it is how a cycle learns whether
+/// the target is up at all.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckIntervals {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub performance: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_usage: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_pool: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub long_queries: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_integrity: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indexes: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locks: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_hit_ratio: Option<Duration>,
+}
+
+impl CheckIntervals {
+    /// Every (check, interval) pair that is set, in check order.
+    pub fn set(&self) -> Vec<(&'static str, Duration)> {
+        [
+            ("performance", self.performance),
+            ("replication", self.replication),
+            ("disk_usage", self.disk_usage),
+            ("connection_pool", self.connection_pool),
+            ("long_queries", self.long_queries),
+            ("table_integrity", self.table_integrity),
+            ("indexes", self.indexes),
+            ("locks", self.locks),
+            ("cache_hit_ratio", self.cache_hit_ratio),
+        ]
+        .into_iter()
+        .filter_map(|(check, interval)| Some((check, interval?)))
+        .collect()
+    }
+
+    pub fn get(&self, check: &str) -> Option<Duration> {
+        self.set()
+            .into_iter()
+            .find(|(name, _)| *name == check)
+            .map(|(_, interval)| interval)
     }
 }
 

@@ -187,19 +187,25 @@ impl Labelled for Measurement {
 }
 
 /// Runs check cycles against one target, keeping between cycles what the
-/// interval-based measurements (cache hit ratio now, growth, deadlocks) need.
+/// interval-based measurements (cache hit ratio now, growth, deadlocks) need,
+/// and each check's last result for `[checks.intervals]`.
 pub struct Checker {
     target: crate::pool::Target,
     config: ChecksConfig,
     checks: Vec<Box<dyn Check>>,
+    /// Per check (registry order): when it last ran against a reachable
+    /// target, and what it found.
+    last: Vec<Option<(Instant, CheckResult)>>,
 }
 
 impl Checker {
     pub fn new(target: crate::pool::Target, config: ChecksConfig) -> Self {
+        let checks = registry();
         Self {
+            last: vec![None; checks.len()],
             target,
             config,
-            checks: registry(),
+            checks,
         }
     }
 
@@ -211,19 +217,22 @@ impl Checker {
         &self.config
     }
 
-    /// One cycle of all checks.
+    /// One cycle of all checks that are due: a check with its own interval
+    /// (`[checks.intervals]`) that ran more recently repeats its last result.
+    /// The first cycle of a checker runs them all.
     pub async fn run_cycle(&mut self) -> TargetReport {
         self.run_selected(None).await
     }
 
-    /// One cycle of the check named `only` (all when `None`). Unknown names
-    /// run nothing; callers validate them with [`check_name`].
+    /// One cycle of the check named `only` (all due ones when `None`).
+    /// Unknown names run nothing; callers validate them with [`check_name`].
     pub async fn run_selected(&mut self, only: Option<&str>) -> TargetReport {
         let started = Instant::now();
         let Self {
             target,
             config,
             checks,
+            last,
         } = self;
         let pool_status = target.pool.status();
         let server = connectivity::probe(target).await;
@@ -236,8 +245,9 @@ impl Checker {
         };
         let selected = checks
             .iter_mut()
-            .filter(|c| only.is_none_or(|name| name == c.name()));
-        let results = futures::future::join_all(selected.map(|check| {
+            .zip(last.iter_mut())
+            .filter(|(c, _)| only.is_none_or(|name| name == c.name()));
+        let results = futures::future::join_all(selected.map(|(check, last)| {
             let ctx = &ctx;
             async move {
                 // Unreachable: their errors would only repeat the probe's, after
@@ -245,7 +255,14 @@ impl Checker {
                 if check.name() != "connectivity" && !ctx.server.reachable {
                     return not_run(check.name(), 0.0);
                 }
-                run_one(check.as_mut(), ctx).await
+                if let Some((_, result)) = last.as_ref().filter(|(ran, _)| {
+                    only.is_none() && !due(ran.elapsed(), ctx.config, check.name())
+                }) {
+                    return result.clone();
+                }
+                let result = run_one(check.as_mut(), ctx).await;
+                *last = Some((Instant::now(), result.clone()));
+                result
             }
         }))
         .await;
@@ -260,6 +277,14 @@ impl Checker {
             checks: results,
         }
     }
+}
+
+/// Is a check that ran `since` ago due again? Always, unless it has its own
+/// interval. Cycles start up to a tick late, so "due" allows half a cycle:
+/// with a 15 s cycle, a 60 s check runs on every fourth cycle, not every fifth.
+fn due(since: Duration, config: &ChecksConfig, check: &str) -> bool {
+    config.intervals.get(check).is_none()
+        || since + config.interval.get() / 2 >= config.interval_of(check)
 }
 
 /// The known check name `name`, or an error listing them.

@@ -199,6 +199,7 @@ impl Config {
         }
         config.resolve_targets(&options.env)?;
         config.http.validate()?;
+        config.checks.validate()?;
         Ok(config)
     }
 
