@@ -94,23 +94,14 @@ impl ChecksConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CheckIntervals {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub performance: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub replication: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_usage: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_pool: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub long_queries: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub table_integrity: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub indexes: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub locks: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_hit_ratio: Option<Duration>,
 }
 
