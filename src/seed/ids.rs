@@ -12,8 +12,8 @@
 //! application's (`gen_random_uuid()`, v4) with one range scan of the primary
 //! key, and how `seed clear` deletes only seeded rows. A random v4 id starts
 //! with the prefix with probability 2^-32. Then come the kind (16 bits), and
-//! in the remaining 64 bits 16 bits drawn from the seed and the index in the
-//! low 48, so ids of one kind never collide.
+//! in the remaining 64 bits an offset drawn from the seed plus the index, so
+//! ids of one kind never collide and ids of two seeds practically never.
 //!
 //! Ids grow with the index, and rows are generated in index order (children
 //! grouped by their user, in user order), so each table arrives in primary
@@ -36,9 +36,6 @@ pub fn seeded_range() -> (Uuid, Uuid) {
     (Uuid::from_bytes(lo), Uuid::from_bytes(hi))
 }
 
-/// The bits of an id that hold the row's index: 2^48 rows of a kind.
-const INDEX_MASK: u64 = (1 << 48) - 1;
-
 /// What an id or a random stream is for; part of both, so kinds never share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u16)]
@@ -60,9 +57,10 @@ pub enum Kind {
 
 /// The stable id of row `index` of `kind` under `seed`.
 pub fn id(seed: u64, kind: Kind, index: u64) -> Uuid {
-    // The seed picks the top 16 bits; the index counts up in the low 48, so
-    // ids grow with the index (see the module docs for why).
-    let x = (salt(seed, kind) & !INDEX_MASK) | (index & INDEX_MASK);
+    // A 64-bit offset drawn from the seed, plus the index: ids grow with the
+    // index (see the module docs for why), and two seeds' ids only meet if
+    // their offsets lie closer than the number of rows, a chance of ~2^-30.
+    let x = salt(seed, kind).wrapping_add(index);
     let mut b = [0u8; 16];
     b[..4].copy_from_slice(&SEEDED_PREFIX);
     b[4..6].copy_from_slice(&(kind as u16).to_be_bytes());
