@@ -840,6 +840,52 @@ fn prune_keeps_the_newest_and_dry_run_deletes_nothing() {
     assert_eq!(left, expected, "{text}");
 }
 
+/// Pruning deletes from the directory a backup writes into, so it waits
+/// for the target's lock like a backup does and deletes nothing without it.
+#[test]
+fn prune_waits_for_a_running_backup_and_deletes_nothing_without_the_lock() {
+    let url = seeded_database();
+    let dir = workdir();
+    let config_path = write_config(
+        dir.path(),
+        &url,
+        "development",
+        "format = \"plain\"\nlock_wait = \"1s\"\n\
+         [backup.retention]\nkeep_last = 1\ndaily = 0\nweekly = 0\nmonthly = 0",
+    );
+    for _ in 0..2 {
+        let (code, text) = run(dir.path(), &config_path, &["backup"]);
+        assert_eq!(code, Some(0), "{text}");
+    }
+    let config = load(&config_path);
+    let all = backup_dir_contents(dir.path());
+    let held =
+        backup::BackupLock::try_acquire(&config.backup.dir, "main", backup::Purpose::Scheduled)
+            .unwrap()
+            .expect("the lock is free");
+
+    let (code, text) = run(dir.path(), &config_path, &["backup", "prune"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("still locked after waiting 1s (backup.lock_wait)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("scheduled backup of `pgwarden serve`"),
+        "{text}"
+    );
+    assert_eq!(backup_dir_contents(dir.path()), all, "{text}");
+    // A dry run only reads: it goes through and says what would go.
+    let (code, text) = run(dir.path(), &config_path, &["backup", "prune", "--dry-run"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text.matches("would delete: ").count(), 1, "{text}");
+
+    drop(held);
+    let (code, text) = run(dir.path(), &config_path, &["backup", "prune"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text.matches("deleted: ").count(), 1, "{text}");
+}
+
 #[test]
 fn a_bad_schedule_is_a_config_error_naming_the_key_and_field() {
     let dir = workdir();
@@ -1299,22 +1345,6 @@ fn a_backup_running_in_another_process_refuses_manual_skips_scheduled_and_stops_
     assert!(text.contains(&holder_pid), "{text}");
     let widgets = || table_exists(&url.database(), "widgets");
 
-    // `backup prune` waits lock_wait too, then deletes nothing; a dry run
-    // only reads and goes through.
-    let prune = ["backup", "prune", "--target", "main"];
-    let (code, text) = run(dir.path(), &config_path, &prune);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(
-        text.contains("still locked after waiting 1s (backup.lock_wait)"),
-        "{text}"
-    );
-    assert!(text.contains(&holder_pid), "{text}");
-    let (code, text) = run(
-        dir.path(),
-        &config_path,
-        &[&prune[..], &["--dry-run"]].concat(),
-    );
-    assert_eq!(code, Some(0), "{text}");
     assert!(!widgets(), "the migration ran without its backup");
 
     // Only one pg_dump ever ran against the database.
@@ -1338,8 +1368,6 @@ fn a_backup_running_in_another_process_refuses_manual_skips_scheduled_and_stops_
     assert_eq!(code, Some(0), "{text}");
     assert!(widgets());
     assert_eq!(backup::catalog::list(&config.backup.dir).unwrap().len(), 2);
-    let (code, text) = run(dir.path(), &config_path, &prune);
-    assert_eq!(code, Some(0), "{text}");
 }
 
 #[test]

@@ -4,9 +4,10 @@
 //! and indexes behind constraints excluded, since they enforce something),
 //! and duplicates (same table, columns, opclasses, expressions, predicate).
 //!
-//! Sizes of unused and duplicate indexes come from `pg_class.relpages` (as
-//! of the last VACUUM, ANALYZE or CREATE INDEX): opening 10,000 indexes for
-//! their exact size would cost more than the whole rest of the cycle.
+//! Sizes come from `pg_class.relpages` (as of the last VACUUM, ANALYZE or
+//! index build): opening 10,000 indexes for their exact size would cost
+//! more than the whole rest of the cycle, and would wait on any index
+//! locked by a running DROP or REINDEX.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -31,17 +32,15 @@ const DUPLICATE_BYTES_HELP: &str =
     "Size of the redundant duplicates (all copies of a set but its largest).";
 
 /// Columns: total count, total bytes, name, bytes (top-N by size).
-/// Invalid indexes are few, and `relpages` is never updated for them (no
-/// ANALYZE or VACUUM counts an index that is not ready), so they are sized
-/// exactly.
 fn invalid_sql(top_n: usize) -> String {
     format!(
-        "SELECT count(*) OVER ()::int8, sum(s.bytes) OVER ()::float8, s.name, s.bytes::float8 \
-         FROM (SELECT n.nspname || '.' || c.relname AS name, pg_relation_size(c.oid) AS bytes \
-           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-           JOIN pg_namespace n ON n.oid = c.relnamespace \
-           WHERE NOT i.indisvalid AND {USER_SCHEMAS}) s \
-         ORDER BY s.bytes DESC, s.name LIMIT {top_n}"
+        "SELECT count(*) OVER ()::int8, \
+           (sum(c.relpages::int8) OVER () * current_setting('block_size')::int8)::float8, \
+           n.nspname || '.' || c.relname, \
+           (c.relpages::int8 * current_setting('block_size')::int8)::float8 \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE NOT i.indisvalid AND {USER_SCHEMAS} ORDER BY c.relpages DESC, 3 LIMIT {top_n}"
     )
 }
 
@@ -70,7 +69,7 @@ fn duplicates_sql(top_n: usize) -> String {
            ((sum(c.relpages::int8) - max(c.relpages::int8)) \
              * current_setting('block_size')::int8)::float8 \
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMAS} \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indisvalid AND {USER_SCHEMAS} \
          GROUP BY i.indrelid, i.indkey::text, i.indclass::text, i.indcollation::text, \
            coalesce(i.indexprs::text, ''), coalesce(i.indpred::text, '') \
          HAVING count(*) > 1 ORDER BY 3 LIMIT {top_n}"

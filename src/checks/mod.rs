@@ -251,8 +251,10 @@ impl Checker {
             let ctx = &ctx;
             async move {
                 // Unreachable: their errors would only repeat the probe's, after
-                // waiting out the pool timeout each.
+                // waiting out the pool timeout each. What they found before the
+                // outage may no longer hold (a failover), so it is forgotten.
                 if check.name() != "connectivity" && !ctx.server.reachable {
+                    *last = None;
                     return not_run(check.name(), 0.0);
                 }
                 if let Some((_, result)) = last.as_ref().filter(|(ran, _)| {
@@ -261,7 +263,9 @@ impl Checker {
                     return result.clone();
                 }
                 let result = run_one(check.as_mut(), ctx).await;
-                *last = Some((Instant::now(), result.clone()));
+                // Timed from the cycle's start, as cycles are; an error is
+                // retried next cycle rather than served for a whole interval.
+                *last = (result.status != Status::Error).then(|| (started, result.clone()));
                 result
             }
         }))

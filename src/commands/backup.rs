@@ -220,8 +220,6 @@ fn list(ctx: &Context, target: Option<&str>, json: bool) -> Result<u8> {
     Ok(0)
 }
 
-/// Deleting takes the target's backup lock (waiting up to `backup.lock_wait`),
-/// as the daemon's retention pass does; a dry run only reads.
 async fn prune(ctx: &Context, target: Option<&str>, dry_run: bool) -> Result<u8> {
     let targets: Vec<String> = match target {
         Some(name) => vec![name.to_string()],
@@ -235,32 +233,46 @@ async fn prune(ctx: &Context, target: Option<&str>, dry_run: bool) -> Result<u8>
             names
         }
     };
-    let backup = &ctx.config.backup;
+    // A target whose lock is busy does not stop the others.
+    let mut failed = Vec::new();
     for target in targets {
-        let _lock = if dry_run {
-            None
-        } else {
-            let wait = backup.lock_wait.get();
-            Some(BackupLock::acquire(&backup.dir, &target, Purpose::Prune, wait).await?)
-        };
-        let report = retention::prune(&ctx.config, &target, dry_run)?;
-        let verb = if dry_run { "would delete" } else { "deleted" };
-        for d in &report.deleted {
-            println!("{verb}: {}", d.path.display());
+        if let Err(e) = prune_target(ctx, &target, dry_run).await {
+            failed.push(e.to_string());
         }
-        for path in &report.stale_temporaries {
-            println!("{verb} (left by a dead process): {}", path.display());
-        }
-        for d in &report.kept {
-            println!("keep ({}): {}", d.reasons.join(", "), d.path.display());
-        }
-        println!(
-            "target {target}: {} kept, {} {verb}",
-            report.kept.len(),
-            report.deleted.len()
-        );
+    }
+    if !failed.is_empty() {
+        return Err(Error::failed(failed.join("\n")));
     }
     Ok(0)
+}
+
+/// Deleting takes the target's backup lock (waiting up to `backup.lock_wait`),
+/// as the daemon's retention pass does; a dry run only reads.
+async fn prune_target(ctx: &Context, target: &str, dry_run: bool) -> Result<()> {
+    let backup = &ctx.config.backup;
+    let _lock = if dry_run {
+        None
+    } else {
+        let wait = backup.lock_wait.get();
+        Some(BackupLock::acquire(&backup.dir, target, Purpose::Prune, wait).await?)
+    };
+    let report = retention::prune(&ctx.config, target, dry_run)?;
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for d in &report.deleted {
+        println!("{verb}: {}", d.path.display());
+    }
+    for path in &report.stale_temporaries {
+        println!("{verb} (left by a dead process): {}", path.display());
+    }
+    for d in &report.kept {
+        println!("keep ({}): {}", d.reasons.join(", "), d.path.display());
+    }
+    println!(
+        "target {target}: {} kept, {} {verb}",
+        report.kept.len(),
+        report.deleted.len()
+    );
+    Ok(())
 }
 
 pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<u8> {

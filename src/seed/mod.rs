@@ -354,7 +354,8 @@ async fn check_same_seed(tx: &tokio_postgres::Transaction<'_>, plan: &Plan) -> R
         return Ok(());
     }
     Err(Error::usage(format!(
-        "the database holds seed data made with another seed.random_seed than {}; \
+        "the database holds seed data this configuration did not make (another \
+         seed.random_seed than {}, or ids from an earlier pgwarden build); \
          run `pgwarden seed clear` (development) or set seed.random_seed back",
         plan.seed
     )))
