@@ -278,3 +278,39 @@ async fn an_inactive_replication_slot_warns_with_the_wal_it_retains() {
     assert_eq!(metric(&result, "replication_slots_inactive"), 0.0);
     assert_eq!(metric(&result, "replication_slots_max_retained_bytes"), 0.0);
 }
+
+/// A check with its own interval serves its last result between runs, but
+/// not across an outage: after the server comes back (maybe another one,
+/// after a failover) it runs again at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_check_with_its_own_interval_runs_again_after_an_outage() {
+    let cluster = own_cluster(&ClusterOptions::default());
+    let intervals = "[checks]\ninterval = \"1s\"\n[checks.intervals]\ntable_integrity = \"1h\"\n";
+    let mut checker = checker(&cluster.url(), intervals, "pool_timeout = \"2s\"");
+    let before = checker.run_cycle().await;
+    assert!(before.up, "{before:#?}");
+    assert_eq!(
+        metric(
+            health_support::check(&before, "table_integrity"),
+            "tables_without_primary_key"
+        ),
+        0.0
+    );
+
+    cluster.stop().unwrap();
+    let during = checker.run_cycle().await;
+    assert!(!during.up, "{during:#?}");
+    cluster.start_again().unwrap();
+    cluster
+        .psql("postgres", "CREATE TABLE no_key (v int)")
+        .unwrap();
+
+    let after = checker.run_cycle().await;
+    assert!(after.up, "{after:#?}");
+    let integrity = health_support::check(&after, "table_integrity");
+    assert_eq!(
+        metric(integrity, "tables_without_primary_key"),
+        1.0,
+        "the pre-outage result was served: {integrity:#?}"
+    );
+}
