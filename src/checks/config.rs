@@ -63,13 +63,6 @@ impl ChecksConfig {
         self.top_n.get() as usize
     }
 
-    /// How often the daemon runs `check`: its own interval, else every cycle.
-    pub fn interval_of(&self, check: &str) -> std::time::Duration {
-        self.intervals
-            .get(check)
-            .map_or(self.interval.get(), |d| d.get().max(self.interval.get()))
-    }
-
     /// A per-check interval below the cycle's could never be honoured.
     pub fn validate(&self) -> crate::Result<()> {
         for (check, interval) in self.intervals.set() {

@@ -287,8 +287,10 @@ impl Checker {
 /// interval. Cycles start up to a tick late, so "due" allows half a cycle:
 /// with a 15 s cycle, a 60 s check runs on every fourth cycle, not every fifth.
 fn due(since: Duration, config: &ChecksConfig, check: &str) -> bool {
-    config.intervals.get(check).is_none()
-        || since + config.interval.get() / 2 >= config.interval_of(check)
+    config
+        .intervals
+        .get(check)
+        .is_none_or(|own| since + config.interval.get() / 2 >= own.get())
 }
 
 /// The known check name `name`, or an error listing them.

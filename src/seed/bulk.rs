@@ -151,17 +151,12 @@ async fn defer(tx: &Transaction<'_>, tables: &[&str]) -> Result<Vec<String>> {
 
 /// Recreate (and so validate) everything [`defer`] dropped.
 pub async fn restore(tx: &Transaction<'_>, deferred: Deferred) -> Result<()> {
-    let phase = std::time::Instant::now();
     for sql in deferred.recreate {
         let started = std::time::Instant::now();
         let done = tx.batch_execute(&sql).await;
         tracing::debug!(seconds = started.elapsed().as_secs_f64(), %sql, "recreated");
         done.map_err(|e| db_error(&format!("recreating after the bulk load ({sql})"), &e))?;
     }
-    tracing::debug!(
-        seconds = phase.elapsed().as_secs_f64(),
-        "phase: keys, indexes and foreign keys rebuilt"
-    );
     Ok(())
 }
 

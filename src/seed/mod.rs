@@ -247,6 +247,10 @@ async fn load(
         tracing::debug!(statements = deferred.len(), "recreating keys and indexes");
         bulk::restore(tx, deferred).await?;
         rebuild_seconds = rebuilding.elapsed().as_secs_f64();
+        tracing::debug!(
+            seconds = rebuild_seconds,
+            "phase: keys, indexes and foreign keys rebuilt"
+        );
     }
     Ok(SeedReport {
         inserted,
