@@ -98,6 +98,16 @@ fn load(path: &Path) -> Config {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `pgwarden restore BACKUP --database NAME --yes`: a copy beside the original.
+fn restore_copy(dir: &Path, config: &Path, backup: &Path, database: &str) -> (Option<i32>, String) {
+    let backup = backup.to_str().unwrap();
+    run(
+        dir,
+        config,
+        &["restore", backup, "--database", database, "--yes"],
+    )
+}
+
 fn run(dir: &Path, config: &Path, args: &[&str]) -> (Option<i32>, String) {
     let out = pgwarden(dir)
         .arg("--config")
@@ -237,17 +247,7 @@ fn every_format_round_trips_into_a_new_database() {
             "{text}"
         );
         let copy = format!("{source}_{format}");
-        let (code, text) = run(
-            dir.path(),
-            &config,
-            &[
-                "restore",
-                output.to_str().unwrap(),
-                "--database",
-                &copy,
-                "--yes",
-            ],
-        );
+        let (code, text) = restore_copy(dir.path(), &config, &output, &copy);
         assert_eq!(code, Some(0), "{format}: {text}");
         assert!(text.contains("(created)"), "{text}");
         assert!(text.contains("row counts of all 4 tables match"), "{text}");
@@ -453,17 +453,7 @@ fn a_truncated_backup_is_refused_by_verify_and_restore_and_the_target_is_unchang
     assert_eq!(fingerprint(&database), before);
 
     let fresh = format!("{database}_never");
-    let (code, _) = run(
-        dir.path(),
-        &config,
-        &[
-            "restore",
-            output.to_str().unwrap(),
-            "--database",
-            &fresh,
-            "--yes",
-        ],
-    );
+    let (code, _) = restore_copy(dir.path(), &config, &output, &fresh);
     assert_eq!(code, Some(1));
     assert!(
         !database_exists(&fresh),
@@ -1137,17 +1127,7 @@ fn a_restore_that_fails_half_way_rolls_back() {
         )
         .unwrap();
     let before = fingerprint(&other);
-    let (code, text) = run(
-        dir.path(),
-        &config,
-        &[
-            "restore",
-            output.to_str().unwrap(),
-            "--database",
-            &other,
-            "--yes",
-        ],
-    );
+    let (code, text) = restore_copy(dir.path(), &config, &output, &other);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("failed and was rolled back"), "{text}");
     assert!(
@@ -1191,17 +1171,7 @@ fn a_restore_that_fails_half_way_rolls_back() {
     manifest.sha256 = backup::manifest::sha256(&outcome.path).unwrap();
     manifest.write_for(&outcome.path).unwrap();
     let copy = format!("{database}_half");
-    let (code, text) = run(
-        dir.path(),
-        &config,
-        &[
-            "restore",
-            outcome.path.to_str().unwrap(),
-            "--database",
-            &copy,
-            "--yes",
-        ],
-    );
+    let (code, text) = restore_copy(dir.path(), &config, &outcome.path, &copy);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("division by zero"), "{text}");
     assert!(!database_exists(&copy), "{copy} left behind");
@@ -1344,7 +1314,6 @@ fn a_backup_running_in_another_process_refuses_manual_skips_scheduled_and_stops_
     );
     assert!(text.contains(&holder_pid), "{text}");
     let widgets = || table_exists(&url.database(), "widgets");
-
     assert!(!widgets(), "the migration ran without its backup");
 
     // Only one pg_dump ever ran against the database.

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use health_support::{checker_for, metric, one};
+use health_support::{check, checker_for, metric, one};
 use pgwarden::checks::Checker;
 use pgwarden::dburl::DbUrl;
 use pgwarden::report::Status;
@@ -291,7 +291,7 @@ async fn a_check_with_its_own_interval_runs_again_after_an_outage() {
     assert!(before.up, "{before:#?}");
     assert_eq!(
         metric(
-            health_support::check(&before, "table_integrity"),
+            check(&before, "table_integrity"),
             "tables_without_primary_key"
         ),
         0.0
@@ -307,7 +307,7 @@ async fn a_check_with_its_own_interval_runs_again_after_an_outage() {
 
     let after = checker.run_cycle().await;
     assert!(after.up, "{after:#?}");
-    let integrity = health_support::check(&after, "table_integrity");
+    let integrity = check(&after, "table_integrity");
     assert_eq!(
         metric(integrity, "tables_without_primary_key"),
         1.0,
