@@ -164,8 +164,11 @@ fn up_follows_the_server_down_and_back_without_exceeding_the_pool() {
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(json["level"].is_string(), "{line}");
     }
-    assert!(log.contains("target down"), "{log}");
-    assert!(log.contains("reachable again"), "{log}");
+    // One line per state change: no pool or driver chatter, no line per check.
+    let count = |text: &str| log.lines().filter(|l| l.contains(text)).count();
+    assert_eq!(count("target down"), 1, "{log}");
+    assert_eq!(count("reachable again"), 1, "{log}");
+    assert_eq!(count("\"WARN\"") + count("\"ERROR\""), 1, "{log}");
 }
 
 /// Counts pgwarden's sessions in pg_stat_activity every millisecond,

@@ -5,8 +5,9 @@
 //! The probe goes through the pool (so pgwarden never holds more connections
 //! than `pool_size + max_overflow`, and a server that restarted is seen at
 //! once: its dead pooled connections are discarded and a new one is made).
-//! Only when the pool is exhausted does it connect on its own, because an
-//! exhausted pool must not make a healthy server look down.
+//! Only when the pool is exhausted does it connect beside it (through the
+//! pool's gate, the one extra attempt it allows), because an exhausted pool
+//! must not make a healthy server look down.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -38,7 +39,7 @@ pub async fn probe(target: &crate::pool::Target) -> ServerInfo {
     let status = target.pool.status();
     let exhausted = status.available == 0 && status.size >= status.max_size;
     let r = if exhausted {
-        crate::pool::probe(&target.config).await
+        crate::pool::probe_beside_pool(&target.pool, &target.config).await
     } else {
         crate::pool::probe_pool(&target.pool, &target.config).await
     };
