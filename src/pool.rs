@@ -288,7 +288,12 @@ pub async fn probe_pool(pool: &Pool, target: &TargetConfig) -> Reachability {
             )
             .await
             .map_err(|e| (classify(&e), e.to_string()))?;
-        Ok::<_, (ConnectFailure, String)>((row.get::<_, String>(0), row.get::<_, bool>(1)))
+        use crate::checks::rows::col;
+        let unreadable = |e| (ConnectFailure::Other, e);
+        Ok((
+            col(&row, 0).map_err(unreadable)?,
+            col(&row, 1).map_err(unreadable)?,
+        ))
     };
     // A server that accepted the connection long ago and now never answers.
     let bound = target.pool_timeout.get() + 2 * target.connect_timeout.get();

@@ -9,6 +9,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
 
 use super::Session;
+use crate::error::Error;
 
 /// What the details and reports show for a statement whose text the server
 /// did not give (pg_stat_statements without the text file, another
@@ -28,12 +29,18 @@ pub fn col<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, String> 
     opt(row, index)?.ok_or_else(|| format!("column {} is NULL", column_name(row, index)))
 }
 
+/// [`col`] for code that reports [`Error`]s: `what` says what was being read.
+pub fn value<'a, T: FromSql<'a>>(row: &'a Row, index: usize, what: &str) -> Result<T, Error> {
+    col(row, index).map_err(|e| Error::failed(format!("{what}: {e}")))
+}
+
 /// A statement's text, or [`QUERY_UNAVAILABLE`] when the server gave none.
 pub fn query_text(row: &Row, index: usize) -> Result<String, String> {
     Ok(opt(row, index)?.unwrap_or_else(|| QUERY_UNAVAILABLE.to_string()))
 }
 
-/// `rows` read with `read`; an error names the check and the query.
+/// `rows` read with `read`; an error names the check (or what was being
+/// read) and the query.
 pub fn typed<T>(
     check: &str,
     sql: &str,
