@@ -112,6 +112,12 @@ async fn a_long_query_flips_long_queries_and_recovers_when_cancelled() {
         "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'",
     );
     assert!(sleep.await.unwrap().is_err(), "the sleep was cancelled");
+    // The client sees the error before the backend reports itself idle.
+    wait_for(
+        &url,
+        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+        "0",
+    );
     let result = one(&mut checker, "long_queries").await;
     assert_eq!(result.status, Status::Ok, "{result:#?}");
     assert_eq!(metric(&result, "long_queries"), 0.0);
