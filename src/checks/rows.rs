@@ -18,10 +18,9 @@ pub const QUERY_UNAVAILABLE: &str = "(query text unavailable)";
 
 /// A column the server may answer NULL in.
 pub fn opt<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<Option<T>, String> {
-    let column = column_name(row, index);
     // FAILPOINT(read_null)
     row.try_get::<_, Option<T>>(index)
-        .map_err(|e| format!("cannot read column {column}: {e}"))
+        .map_err(|e| format!("cannot read column {}: {e}", column_name(row, index)))
 }
 
 /// A column that is never NULL in a sane answer: a NULL is an error.
