@@ -373,9 +373,11 @@ async fn probe_query(client: &tokio_postgres::Client) -> ProbeOutcome {
         )
         .await
         .map_err(failed)?;
+    use crate::checks::rows::col;
+    let unreadable = |e| (ConnectFailure::Other, e);
     Ok((
-        row.try_get(0).map_err(failed)?,
-        row.try_get(1).map_err(failed)?,
+        col(&row, 0).map_err(unreadable)?,
+        col(&row, 1).map_err(unreadable)?,
     ))
 }
 

@@ -314,6 +314,26 @@ fn a_check_that_panics_reports_error_alone_and_the_cycles_go_on() {
 }
 
 #[test]
+fn a_null_where_a_check_needs_a_value_is_that_checks_error_alone() {
+    // table_integrity reads `age(datfrozenxid)` as a column named `age`.
+    let (_dir, serve) = serve_with_faults("read_null=return(age)");
+    let scrape = serve.wait_metrics("the check reading the NULL", Duration::from_secs(20), |s| {
+        status_of(s, "table_integrity") == Some(3.0)
+    });
+    for check in ["connectivity", "locks", "indexes", "cache_hit_ratio"] {
+        assert!(
+            status_of(&scrape, check).is_some_and(|s| s < 3.0),
+            "{check} should be unaffected:\n{}",
+            serve.get("/metrics").1
+        );
+    }
+    let (_, health) = serve.get("/health");
+    assert!(health.contains("column `age` (#2) is NULL"), "{health}");
+    let status = serve.stop();
+    assert!(status.success(), "{status}");
+}
+
+#[test]
 fn a_collector_that_dies_is_started_again_and_counted() {
     let (_dir, serve) = serve_with_faults("collector=1*panic");
     serve.wait_metrics("the collector restart", Duration::from_secs(20), |s| {

@@ -128,3 +128,42 @@ mod tests {
         assert_eq!(super::version_num("16.2"), 160002);
     }
 }
+
+#[cfg(test)]
+mod evaluation {
+    use super::*;
+
+    fn server(reachable: bool, latency_seconds: f64) -> ServerInfo {
+        ServerInfo {
+            reachable,
+            message: "connection refused; is the server running?".into(),
+            latency_seconds,
+            version: "15.8 (Debian)".into(),
+            version_num: 150008,
+            in_recovery: false,
+        }
+    }
+
+    #[test]
+    fn latency_is_judged_against_the_limits() {
+        let config = ChecksConfig::default();
+        let ok = evaluate(&server(true, 0.01), &config);
+        assert_eq!(ok.status(), Status::Ok, "{ok:?}");
+        assert_eq!(ok.headline, "10 ms, PostgreSQL 15.8, primary");
+        let slow = config.connectivity.latency_critical.get().as_secs_f64() + 0.5;
+        assert_eq!(
+            evaluate(&server(true, slow), &config).status(),
+            Status::Critical
+        );
+    }
+
+    #[test]
+    fn an_unreachable_server_is_critical_with_the_reason() {
+        let out = evaluate(&server(false, 0.0), &ChecksConfig::default());
+        assert_eq!(out.status(), Status::Critical);
+        assert_eq!(out.headline, "unreachable");
+        assert!(out.problems[0].contains("connection refused"), "{out:?}");
+        // No version or recovery gauges for a server that did not answer.
+        assert_eq!(out.measurements.len(), 1);
+    }
+}

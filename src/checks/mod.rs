@@ -23,6 +23,7 @@ mod locks;
 mod long_queries;
 mod performance;
 mod replication;
+pub mod rows;
 mod session;
 mod table_integrity;
 
