@@ -756,3 +756,24 @@ fn the_education_schema_passes_pgwardens_own_integrity_and_index_checks() {
         assert_eq!(out.status.code(), Some(0), "{check}:\n{text}");
     }
 }
+
+#[test]
+fn begin_atomic_function_bodies_run_whole_and_errors_keep_their_lines() {
+    let project = Project::empty();
+    project.file(
+        "V1__atomic.sql",
+        "CREATE TABLE counters (n bigint NOT NULL);\n\
+         CREATE FUNCTION bump() RETURNS bigint LANGUAGE sql\n\
+         BEGIN ATOMIC\n  INSERT INTO counters VALUES (1);\n  SELECT count(*) FROM counters;\nEND;\n",
+    );
+    project.ok(&["up"]);
+    assert_eq!(project.psql("SELECT bump()"), "1");
+    // The statement after the body keeps its file line in errors.
+    project.file(
+        "V2__after.sql",
+        "CREATE FUNCTION twice() RETURNS bigint LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 2;\nEND;\nSELECT 1 / 0;\n",
+    );
+    let out = project.fails(&["up"], 1);
+    assert!(out.contains("V2__after.sql, line 5"), "{out}");
+    assert_eq!(project.history(), "1:atomic");
+}
