@@ -652,13 +652,20 @@ fn files_that_cannot_run_safely_are_refused_before_anything_runs() {
     assert!(out.contains("V2__b.sql, line 2: `COMMIT`"), "{out}");
     assert!(!project.relation_exists("a"));
 
+    // The lint gate refuses the whole run: not even V1 is applied.
     project.file("V2__b.sql", "CREATE INDEX CONCURRENTLY a_id_idx ON a (id);");
     let out = project.fails(&["up"], 1);
+    assert!(
+        out.contains("V2__b.sql:1:1: error[concurrently-in-transaction]"),
+        "{out}"
+    );
     assert!(out.contains("pgwarden:no-transaction"), "{out}");
-    assert_eq!(project.history(), "1:a");
+    assert!(out.contains("nothing was applied"), "{out}");
+    assert_eq!(project.history(), "");
 
     // No down script: nothing is reverted, and the message names the file to write.
     std::fs::remove_file(project.migrations().join("V2__b.sql")).unwrap();
+    project.ok(&["up"]);
     let out = project.fails(&["down"], 1);
     assert!(out.contains("no down script for V1__a.down.sql"), "{out}");
     assert!(project.relation_exists("a"));

@@ -193,20 +193,26 @@ fn parse_file_name(path: &Path) -> Result<(Kind, i64, String)> {
 }
 
 fn read_script(path: &Path) -> Result<Script> {
+    let script = read_any(path)?;
+    if script.transactional {
+        refuse_transaction_control(&script)?;
+    }
+    Ok(script)
+}
+
+/// Any SQL file as pgwarden would run it (for `migrate lint FILE…`: no
+/// naming rules, no refusals; lint reports what is wrong).
+pub fn read_any(path: &Path) -> Result<Script> {
     let sql = std::fs::read_to_string(path)
-        .map_err(|e| Error::failed(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
     let split = split::split(&sql);
-    let script = Script {
+    Ok(Script {
         path: path.to_path_buf(),
         transactional: !has_no_transaction_marker(&sql),
         statements: split.statements,
         syntax_error: split.syntax_error,
         sql,
-    };
-    if script.transactional {
-        refuse_transaction_control(&script)?;
-    }
-    Ok(script)
+    })
 }
 
 /// A COMMIT inside a migration would commit half of it without its history

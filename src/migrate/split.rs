@@ -229,6 +229,13 @@ pub fn line_of(text: &str, byte_offset: usize) -> usize {
         + 1
 }
 
+/// The 1-based column (in characters) of a byte offset in `text`.
+pub fn column_of(text: &str, byte_offset: usize) -> usize {
+    let end = byte_offset.min(text.len());
+    let line_start = text[..end].rfind('\n').map_or(0, |n| n + 1);
+    text[line_start..end].chars().count() + 1
+}
+
 /// The byte offset of PostgreSQL's 1-based *character* position in `text`.
 pub fn byte_of_char_position(text: &str, position: u32) -> usize {
     let index = (position as usize).saturating_sub(1);
