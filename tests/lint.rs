@@ -1,0 +1,209 @@
+//! `migrate lint` and the `migrate up` gate against real PostgreSQL: table
+//! sizes from the catalog decide, exemptions let a statement through, exit
+//! codes and formats are what CI reads.
+
+mod support;
+
+use std::process::Output;
+
+use pgwarden::dburl::DbUrl;
+use support::*;
+
+/// A working directory with a config (extra TOML appended), a migrations folder and a database.
+struct Project {
+    dir: tempfile::TempDir,
+    url: DbUrl,
+}
+
+impl Project {
+    fn new(extra: &str) -> Self {
+        let dir = workdir();
+        let url = shared().create_database().expect("create database");
+        std::fs::create_dir(dir.path().join("migrations")).unwrap();
+        write_file(
+            dir.path(),
+            "pgwarden.toml",
+            &format!(
+                "{extra}\n[[targets]]\nname = \"db\"\nurl = \"{}\"\nmigrate = true\n",
+                url.expose()
+            ),
+        );
+        Project { dir, url }
+    }
+
+    fn file(&self, name: &str, text: &str) {
+        write_file(&self.dir.path().join("migrations"), name, text);
+    }
+
+    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out: Output = pgwarden(self.dir.path())
+            .args(["--config", "pgwarden.toml", "migrate"])
+            .args(args)
+            .output()
+            .expect("run pgwarden");
+        (out.status.code(), output_text(&out))
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        shared()
+            .psql(&self.url.database(), sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+#[test]
+fn a_type_change_on_a_table_of_hundreds_of_mb_is_an_error_naming_its_size_and_on_an_empty_one_is_not_reported()
+ {
+    let project = Project::new("");
+    // One ~700-byte row per 8 kB page (fillfactor 10): 300 MB quickly, little WAL.
+    project.psql(
+        "CREATE TABLE big (id int PRIMARY KEY, filler text) WITH (fillfactor = 10);
+         INSERT INTO big SELECT g, repeat('x', 700) FROM generate_series(1, 38400) g;
+         ANALYZE big;
+         CREATE TABLE empty_table (id int PRIMARY KEY);",
+    );
+    project.file(
+        "V1__widen_big.sql",
+        "ALTER TABLE big ALTER COLUMN id TYPE bigint;\n",
+    );
+    let (code, out) = project.run(&["lint"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("V1__widen_big.sql:1:1: error[alter-column-type]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("(big is 300 MB, ~38400 rows, in the target)"),
+        "{out}"
+    );
+
+    let (code, out) = project.run(&["lint", "--format", "json"]);
+    assert_eq!(code, Some(1), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!(json["findings"][0]["table_bytes"].as_i64().unwrap() > 300_000_000);
+
+    project.file(
+        "V1__widen_big.sql",
+        "ALTER TABLE empty_table ALTER COLUMN id TYPE bigint;\n",
+    );
+    let (code, out) = project.run(&["lint"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("0 error(s), 0 warning(s), 0 info in 1 file(s)"),
+        "{out}"
+    );
+
+    // Without the target the same statement is presumed to hit a large table.
+    let (code, out) = project.run(&["lint", "--offline"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("presumed to be a large production table"),
+        "{out}"
+    );
+}
+
+#[test]
+fn up_refuses_a_create_index_on_a_populated_table_until_it_carries_a_reasoned_exemption() {
+    // Any populated table counts as large here.
+    let project = Project::new("[lint]\nlarge_table_bytes = 1\n");
+    project.psql("CREATE TABLE accounts (id bigint PRIMARY KEY, email text); INSERT INTO accounts SELECT g, 'a' || g FROM generate_series(1, 100) g;");
+    project.file(
+        "V1__first.sql",
+        "CREATE TABLE notes (id bigint PRIMARY KEY);\n",
+    );
+    project.file(
+        "V2__index.sql",
+        "-- speed up login\n\nCREATE INDEX accounts_email_idx ON accounts (email);\n",
+    );
+    let (code, out) = project.run(&["up"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("V2__index.sql:3:1: error[create-index-non-concurrently]"),
+        "{out}"
+    );
+    assert!(out.contains("nothing was applied"), "{out}");
+    assert_eq!(project.psql("SELECT to_regclass('notes') IS NULL"), "t");
+    assert_eq!(project.psql("SELECT to_regclass('refinery_schema_history') IS NULL OR NOT EXISTS (SELECT FROM refinery_schema_history)"), "t");
+
+    // An exemption without a reason does not count.
+    project.file(
+        "V2__index.sql",
+        "-- pgwarden:allow create-index-non-concurrently\nCREATE INDEX accounts_email_idx ON accounts (email);\n",
+    );
+    let (code, out) = project.run(&["up"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("error[exemption-without-reason]"), "{out}");
+
+    project.file(
+        "V2__index.sql",
+        "-- pgwarden:allow create-index-non-concurrently because accounts has 100 rows and no traffic yet\nCREATE INDEX accounts_email_idx ON accounts (email);\n",
+    );
+    let (code, out) = project.run(&["up"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        project.psql("SELECT to_regclass('accounts_email_idx') IS NOT NULL"),
+        "t"
+    );
+    assert_eq!(
+        project.psql("SELECT count(*) FROM refinery_schema_history"),
+        "2"
+    );
+}
+
+#[test]
+fn exit_codes_and_formats_for_ci_without_a_database() {
+    let dir = workdir();
+    let file = write_file(
+        dir.path(),
+        "V1__mixed.sql",
+        "CREATE TABLE t (id bigint PRIMARY KEY, at timestamp);\nDROP TABLE old_things;\n",
+    );
+    let lint = |args: &[&str]| {
+        let out = pgwarden(dir.path())
+            .args(["migrate", "lint"])
+            .args(args)
+            .arg(&file)
+            .output()
+            .unwrap();
+        (out.status.code(), output_text(&out))
+    };
+    // Warnings only: exit 0 unless --fail-on warning.
+    let (code, out) = lint(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(":1:1: warning[prefer-timestamptz]"), "{out}");
+    assert!(out.contains(":2:1: warning[drop-table]"), "{out}");
+    let (code, _) = lint(&["--fail-on", "warning"]);
+    assert_eq!(code, Some(1));
+    let (code, out) = lint(&[
+        "--fail-on",
+        "warning",
+        "--allow",
+        "drop-table",
+        "--allow",
+        "prefer-timestamptz",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    let (_, out) = lint(&["--format", "github"]);
+    assert!(out.contains("::warning file="), "{out}");
+    assert!(
+        out.contains(",line=2,col=1,title=pgwarden drop-table::"),
+        "{out}"
+    );
+    let (code, out) = lint(&["--allow", "no-such-rule"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("unknown lint rule `no-such-rule`"), "{out}");
+}
+
+#[test]
+fn the_rules_are_listed_with_severity_and_advice() {
+    let dir = workdir();
+    let out = pgwarden(dir.path())
+        .args(["migrate", "lint", "--rules"])
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    let rules = text.lines().filter(|l| l.contains("safe way:")).count();
+    assert!(rules >= 30, "{text}");
+    assert!(text.contains("create-index-non-concurrently"), "{text}");
+}
