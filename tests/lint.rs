@@ -2,11 +2,15 @@
 //! sizes from the catalog decide, exemptions let a statement through, exit
 //! codes and formats are what CI reads.
 
+mod serve_support;
 mod support;
+
+use std::time::Duration;
 
 use std::process::Output;
 
 use pgwarden::dburl::DbUrl;
+use serve_support::{Serve, free_addr, value};
 use support::*;
 
 /// A working directory with a config (extra TOML appended), a migrations folder and a database.
@@ -206,4 +210,74 @@ fn the_rules_are_listed_with_severity_and_advice() {
     let rules = text.lines().filter(|l| l.contains("safe way:")).count();
     assert!(rules >= 30, "{text}");
     assert!(text.contains("create-index-non-concurrently"), "{text}");
+}
+
+#[test]
+fn sigusr1_refuses_a_run_with_a_lint_error_and_exports_the_count() {
+    let dir = workdir();
+    let url = shared().create_database().unwrap();
+    shared()
+        .psql(&url.database(), "CREATE TABLE accounts (id bigint PRIMARY KEY, email text); INSERT INTO accounts VALUES (1, 'a');")
+        .unwrap();
+    let migrations = migrations_dir(
+        dir.path(),
+        &[(
+            "V1__index.sql",
+            "CREATE INDEX accounts_email_idx ON accounts (email);",
+        )],
+    );
+    let addr = free_addr();
+    let config = format!(
+        "[http]\nlisten = \"{addr}\"\n[checks]\ninterval = \"1s\"\n[migrations]\ndir = \"{}\"\n[lint]\nlarge_table_bytes = 1\n{}",
+        migrations.display(),
+        serve_support::target("primary", url.expose(), "migrate = true")
+    );
+    let serve = Serve::start(dir.path(), &addr, &config);
+    serve.wait_ready();
+    let primary = [("target", "primary")];
+    serve.signal(libc::SIGUSR1);
+    let scrape = serve.wait_metrics("a refused run", Duration::from_secs(30), |s| {
+        value(s, "pgwarden_migration_last_run_success", &primary) == Some(0.0)
+    });
+    assert_eq!(
+        value(&scrape, "pgwarden_migration_lint_errors", &primary),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&scrape, "pgwarden_migrations_pending", &primary),
+        Some(1.0)
+    );
+    assert!(!index_exists(&url.database(), "accounts_email_idx"));
+    assert!(
+        serve.log().contains("create-index-non-concurrently"),
+        "{}",
+        serve.log()
+    );
+
+    // With a reasoned exemption the next signal applies it, and the count drops to 0.
+    write_file(
+        &migrations,
+        "V1__index.sql",
+        "-- pgwarden:allow create-index-non-concurrently because one row, no traffic yet\nCREATE INDEX accounts_email_idx ON accounts (email);",
+    );
+    serve.signal(libc::SIGUSR1);
+    let scrape = serve.wait_metrics("a successful run", Duration::from_secs(30), |s| {
+        value(s, "pgwarden_migration_last_run_success", &primary) == Some(1.0)
+    });
+    assert_eq!(
+        value(&scrape, "pgwarden_migration_lint_errors", &primary),
+        Some(0.0)
+    );
+    assert!(index_exists(&url.database(), "accounts_email_idx"));
+    serve.stop();
+}
+
+fn index_exists(database: &str, name: &str) -> bool {
+    shared()
+        .psql(
+            database,
+            &format!("SELECT to_regclass('{name}') IS NOT NULL"),
+        )
+        .unwrap()
+        == "t"
 }
