@@ -463,3 +463,16 @@ fn the_education_schema_lints_clean() {
     let findings = resolve(analyze(&inputs), None, &LintConfig::default(), &[]);
     assert!(findings.is_empty(), "{findings:#?}");
 }
+
+#[test]
+fn the_readme_lists_every_rule() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for r in RULES {
+        let row = format!("| `{}` | {} |", r.id, r.severity.as_str());
+        assert!(
+            readme.contains(&row),
+            "README's Migration lint table lacks {row}"
+        );
+    }
+}
