@@ -48,6 +48,19 @@ impl Project {
         (out.status.code(), output_text(&out))
     }
 
+    /// Run and return the exit code and stdout alone (for JSON).
+    fn stdout(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out: Output = pgwarden(self.dir.path())
+            .args(["--config", "pgwarden.toml", "migrate"])
+            .args(args)
+            .output()
+            .expect("run pgwarden");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     fn psql(&self, sql: &str) -> String {
         shared()
             .psql(&self.url.database(), sql)
@@ -81,7 +94,7 @@ fn a_type_change_on_a_table_of_hundreds_of_mb_is_an_error_naming_its_size_and_on
         "{out}"
     );
 
-    let (code, out) = project.run(&["lint", "--format", "json"]);
+    let (code, out) = project.stdout(&["lint", "--format", "json"]);
     assert_eq!(code, Some(1), "{out}");
     let json: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert!(json["findings"][0]["table_bytes"].as_i64().unwrap() > 300_000_000);
@@ -280,4 +293,85 @@ fn index_exists(database: &str, name: &str) -> bool {
         )
         .unwrap()
         == "t"
+}
+
+#[test]
+fn trace_reports_locks_and_rewrites_from_a_scratch_copy_and_leaves_the_target_alone() {
+    let project = Project::new("");
+    project.psql(
+        "CREATE TABLE parent (id int PRIMARY KEY);
+         CREATE TABLE child (id int PRIMARY KEY, parent_id int);
+         CREATE TABLE big (id int PRIMARY KEY, code text) WITH (fillfactor = 10);
+         INSERT INTO big SELECT g, repeat('x', 700) FROM generate_series(1, 2000) g;",
+    );
+    project.file(
+        "V1__widen_and_link.sql",
+        "ALTER TABLE big ALTER COLUMN id TYPE bigint;\n\
+         ALTER TABLE child ADD CONSTRAINT child_parent_fk FOREIGN KEY (parent_id) REFERENCES parent (id);\n",
+    );
+    project.file(
+        "V2__index.sql",
+        "-- pgwarden:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS big_code_idx ON big (code);\n",
+    );
+    let (code, out) = project.stdout(&["trace", "--format", "json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect(&out);
+    let statements = json["statements"].as_array().unwrap();
+    assert_eq!(statements.len(), 3, "{out}");
+    let has_lock = |s: &serde_json::Value, relation: &str, mode: &str| {
+        s["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["relation"] == relation && l["mode"] == mode)
+    };
+    let rewritten = |s: &serde_json::Value| -> Vec<String> {
+        s["rewritten"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect()
+    };
+    let alter = &statements[0];
+    assert!(has_lock(alter, "big", "AccessExclusiveLock"), "{out}");
+    assert!(rewritten(alter).contains(&"big".to_string()), "{out}");
+    assert!(
+        alter["production"][0]
+            .as_str()
+            .unwrap()
+            .contains("blocks every read and write"),
+        "{out}"
+    );
+    let fk = &statements[1];
+    assert!(has_lock(fk, "child", "ShareRowExclusiveLock"), "{out}");
+    assert!(has_lock(fk, "parent", "ShareRowExclusiveLock"), "{out}");
+    assert!(rewritten(fk).is_empty(), "{out}");
+    let index = &statements[2];
+    assert!(has_lock(index, "big", "ShareUpdateExclusiveLock"), "{out}");
+    assert!(rewritten(index).is_empty(), "{out}");
+    assert_eq!(index["line"], 2);
+
+    // The target is untouched: nothing applied, no new constraint, no index, old type.
+    assert_eq!(
+        project.psql("SELECT to_regclass('refinery_schema_history') IS NULL"),
+        "t"
+    );
+    assert_eq!(
+        project.psql("SELECT count(*) FROM pg_constraint WHERE conname = 'child_parent_fk'"),
+        "0"
+    );
+    assert_eq!(
+        project.psql("SELECT to_regclass('big_code_idx') IS NULL"),
+        "t"
+    );
+    assert_eq!(project.psql("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'big'::regclass AND attname = 'id'"), "integer");
+
+    let (code, out) = project.run(&["trace"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("V1__widen_and_link.sql:1  ALTER TABLE big ALTER COLUMN id TYPE bigint"),
+        "{out}"
+    );
+    assert!(out.contains("rewritten: big"), "{out}");
 }

@@ -56,6 +56,12 @@ pub enum Action {
     },
     /// Check migrations for statements that are unsafe in production. Exit 1 when an error remains.
     Lint(LintArgs),
+    /// Apply pending migrations to a scratch copy of the target's schema and report each statement's locks, rewrites and duration.
+    Trace {
+        /// Output: text or json.
+        #[arg(long, value_enum, default_value = "text")]
+        format: lint::report::Format,
+    },
     /// Record migrations up to VERSION as applied without running them.
     Stamp {
         /// The version to stamp.
@@ -100,6 +106,19 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
     let config = &ctx.config;
     match args.action {
         Action::Lint(lint_args) => run_lint(ctx, args.target.as_deref(), lint_args).await,
+        Action::Trace { format } => {
+            let target = target(ctx, args.target.as_deref())?;
+            let traced = migrate::trace::trace(config, target).await?;
+            if format == lint::report::Format::Json {
+                let text =
+                    serde_json::to_string_pretty(&serde_json::json!({ "statements": traced }))
+                        .map_err(|e| Error::failed(format!("cannot render JSON: {e}")))?;
+                println!("{text}");
+            } else {
+                print!("{}", migrate::trace::render_text(&traced));
+            }
+            Ok(u8::from(traced.iter().any(|t| t.error.is_some())))
+        }
         Action::Create { message } => {
             let (up, down) = migrate::create(config, &message)?;
             println!("created {}\ncreated {}", up.display(), down.display());

@@ -22,6 +22,7 @@ pub mod lint;
 pub mod plan;
 pub mod session;
 pub mod split;
+pub mod trace;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
