@@ -262,7 +262,7 @@ async fn watched(
             result = &mut run => break result,
             _ = tokio::time::sleep(Duration::from_millis(2)) => {
                 seen.extend(own_locks(watcher, scratch.pid).await?);
-                if holding && (waits(watcher, scratch.pid).await? || started.elapsed() > Duration::from_millis(500)) {
+                if holding && (waits(watcher, scratch.pid).await? || started.elapsed() > LET_GO_AFTER) {
                     watcher.batch_execute("COMMIT").await.map_err(sql)?;
                     holding = false;
                 }
@@ -274,6 +274,10 @@ async fn watched(
     }
     Ok((result, seen.into_iter().collect()))
 }
+
+/// The watcher lets go by then even if the statement never waited on it
+/// (it waits on something else: holding on would only add to that).
+const LET_GO_AFTER: Duration = Duration::from_secs(10);
 
 async fn waits(watcher: &Client, pid: i32) -> Result<bool> {
     let row = watcher

@@ -12,10 +12,15 @@ pub async fn lookup(client: &tokio_postgres::Client, names: &[String]) -> Result
     if names.is_empty() {
         return Ok(HashMap::new());
     }
-    // pg_table_size stats the files (no scan); reltuples is the planner's count.
+    // pg_table_size stats the files (no scan); reltuples is the planner's
+    // count. A partitioned table's data is in its partitions.
     let rows = client
         .query(
-            "SELECT n.name, pg_table_size(c.oid)::bigint, c.reltuples::float8
+            "SELECT n.name,
+                    CASE WHEN c.relkind = 'p'
+                         THEN (SELECT coalesce(sum(pg_table_size(t.relid)), 0) FROM pg_partition_tree(c.oid) t)
+                         ELSE pg_table_size(c.oid) END::bigint,
+                    c.reltuples::float8
                FROM unnest($1::text[]) AS n(name)
                JOIN pg_class c ON c.oid = to_regclass(n.name)",
             &[&names],
