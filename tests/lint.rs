@@ -273,10 +273,18 @@ fn sigusr1_refuses_a_run_with_a_lint_error_and_exports_the_count() {
         "V1__index.sql",
         "-- pgwarden:allow create-index-non-concurrently because one row, no traffic yet\nCREATE INDEX accounts_email_idx ON accounts (email);",
     );
-    serve.signal(libc::SIGUSR1);
-    let scrape = serve.wait_metrics("a successful run", Duration::from_secs(30), |s| {
+    // The refused run may still be finishing (a signal then is ignored): signal until it runs.
+    let ran = |s: &prometheus_parse::Scrape| {
         value(s, "pgwarden_migration_last_run_success", &primary) == Some(1.0)
-    });
+    };
+    for _ in 0..30 {
+        serve.signal(libc::SIGUSR1);
+        std::thread::sleep(Duration::from_secs(1));
+        if ran(&serve.metrics()) {
+            break;
+        }
+    }
+    let scrape = serve.wait_metrics("a successful run", Duration::from_secs(10), ran);
     assert_eq!(
         value(&scrape, "pgwarden_migration_lint_errors", &primary),
         Some(0.0)

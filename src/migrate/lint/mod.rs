@@ -510,7 +510,7 @@ fn resolve_one(
     let mut note = String::new();
     if let (Some(table), Some(size)) = (&f.hit.table, size) {
         let big = format!(
-            " ({table} is {}, {} rows, in the target)",
+            " ({table} is {}, {}, in the target)",
             human_bytes(size.bytes),
             rows(size.rows)
         );
@@ -556,7 +556,7 @@ fn rows(rows: f64) -> String {
     if rows < 0.0 {
         "rows not counted yet".into()
     } else {
-        format!("~{}", rows.round() as i64)
+        format!("~{} rows", rows.round() as i64)
     }
 }
 
