@@ -31,7 +31,7 @@ fn main() {
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap().matches(";\n").count())
         .sum();
-    let squawk = which("squawk");
+    let squawk = squawk();
     println!("{BENCH}: {n} files, {statements} statements");
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
@@ -63,10 +63,14 @@ fn main() {
         ours * 1e3,
         ours * 1e6 / statements as f64
     );
-    match squawk {
-        Some(_) => {
+    match &squawk {
+        Some(path) => {
             let theirs = median(theirs);
-            println!("squawk:                {:>8.1} ms", theirs * 1e3);
+            println!(
+                "squawk:                {:>8.1} ms  ({})",
+                theirs * 1e3,
+                path.display()
+            );
             println!("ratio pgwarden/squawk: {:.2} (goal ≤ 1.00)", ours / theirs);
         }
         None => println!("squawk: not installed (pip install squawk-cli), no comparison"),
@@ -116,6 +120,29 @@ fn count_findings(pgwarden: &Path, files: &[PathBuf]) -> usize {
         .expect("run pgwarden");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     json["findings"].as_array().map_or(0, Vec::len)
+}
+
+/// `$SQUAWK`, else squawk on PATH; a pyenv shim (a shell script that
+/// starts pyenv on every call) is resolved to the real binary, so the
+/// comparison is binary against binary.
+fn squawk() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SQUAWK") {
+        return Some(PathBuf::from(path));
+    }
+    let found = which("squawk")?;
+    if !found.to_string_lossy().contains("/shims/") {
+        return Some(found);
+    }
+    let out = Command::new("pyenv")
+        .args(["which", "squawk"])
+        .output()
+        .ok()?;
+    let real = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Some(if out.status.success() && !real.is_empty() {
+        PathBuf::from(real)
+    } else {
+        found
+    })
 }
 
 fn which(program: &str) -> Option<PathBuf> {
