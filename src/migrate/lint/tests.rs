@@ -476,3 +476,45 @@ fn the_readme_lists_every_rule() {
         );
     }
 }
+
+#[test]
+fn table_aware_rules_are_silent_on_a_table_created_earlier_in_the_set() {
+    for (rule, flagged, _, transactional) in CASES {
+        let found = lint_file(flagged, *transactional);
+        let Some(finding) = found.iter().find(|f| f.rule == *rule) else {
+            continue;
+        };
+        let Some(table) = &finding.table else {
+            continue;
+        };
+        assert_ne!(
+            super::rule(rule).unwrap().impact,
+            Impact::Statement,
+            "{rule}"
+        );
+        // Earlier in the set: a file of its own before this one.
+        let first = "CREATE TABLE created (id bigint)".replace("created", table);
+        let (a, b) = (split::split(&first), split::split(flagged));
+        let inputs = [
+            Input {
+                path: Path::new("V1__a.sql"),
+                sql: &first,
+                transactional: true,
+                statements: &a.statements,
+                syntax_error: None,
+            },
+            Input {
+                path: Path::new("V2__b.sql"),
+                sql: flagged,
+                transactional: *transactional,
+                statements: &b.statements,
+                syntax_error: None,
+            },
+        ];
+        let found = resolve(analyze(&inputs), None, &LintConfig::default(), &[]);
+        assert!(
+            !found.iter().any(|f| f.rule == *rule),
+            "{rule} reported on {table} created earlier in the set: {found:?}"
+        );
+    }
+}
