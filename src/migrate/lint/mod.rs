@@ -357,7 +357,8 @@ fn analyze_file(input: &Input, state: &mut State, out: &mut Vec<RawFinding>) {
         rules_transaction::check(&stmt, state, &mut hits);
         rules_types::check(&stmt, state, &mut hits);
         let line = split::line_of(input.sql, statement.code_offset);
-        if input.transactional {
+        // An exempted statement was judged safe here, its lock included.
+        if input.transactional && allowed.is_empty() {
             holding = rules_transaction::lock_taken(node, state)
                 .map(|t| (t, line))
                 .or(holding.take());

@@ -19,7 +19,7 @@ pub static LOCK_HELD: Rule = Rule {
     id: "lock-held-by-later-statements",
     severity: Severity::Warning,
     impact: Impact::ExistingTable,
-    why: "the ACCESS EXCLUSIVE lock an earlier statement took is held until the whole migration commits, so every later statement extends the time the table is blocked",
+    why: "the lock an earlier statement took (ACCESS EXCLUSIVE, or SHARE for CREATE INDEX) is held until the whole migration commits, so every later statement extends the time the table is blocked",
     fix: "put the lock-heavy statement last, or in a migration of its own",
 };
 
@@ -51,7 +51,7 @@ pub fn check(s: &Stmt, _state: &State, out: &mut Vec<Hit>) {
     }
 }
 
-/// The existing table a statement locks ACCESS EXCLUSIVE (held to the end of the transaction).
+/// The existing table a statement locks against writes or worse (held to the end of the transaction).
 pub fn lock_taken(node: &NodeEnum, state: &State) -> Option<String> {
     let table = match node {
         NodeEnum::AlterTableStmt(a) if a.objtype == ObjectType::ObjectTable as i32 => {
@@ -69,6 +69,8 @@ pub fn lock_taken(node: &NodeEnum, state: &State) -> Option<String> {
             Some(NodeEnum::RangeVar(r)) => Some(ast::table(r)),
             _ => None,
         }),
+        // A plain CREATE INDEX holds SHARE (writes wait) until the commit too.
+        NodeEnum::IndexStmt(i) if !i.concurrent => ast::relation(i.relation.as_ref()),
         NodeEnum::DropStmt(d) if d.remove_type == ObjectType::ObjectTable as i32 => {
             d.objects.first().and_then(object_name)
         }

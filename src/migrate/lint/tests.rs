@@ -232,6 +232,12 @@ const CASES: &[(&str, &str, &str, bool)] = &[
         true,
     ),
     (
+        "lock-held-by-later-statements",
+        "CREATE INDEX i ON users (email); SELECT 1",
+        "-- pgwarden:allow create-index-non-concurrently because users is tiny\nCREATE INDEX i ON users (email); SELECT 1",
+        true,
+    ),
+    (
         "enum-add-value-in-transaction",
         "ALTER TYPE mood ADD VALUE 'meh'; INSERT INTO t VALUES ('meh')",
         "ALTER TYPE mood ADD VALUE 'meh'",
