@@ -2,7 +2,7 @@
 //! configuration an operator can write: each gets a message that names the
 //! problem and exit code 2.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

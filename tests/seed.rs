@@ -2,7 +2,7 @@
 //! idempotence, identical data on two databases, realistic and consistent
 //! rows, the production admin, refusals, atomicity, stats and --scale.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
