@@ -48,3 +48,22 @@ mod thresholds;
 mod tls;
 #[path = "trust.rs"]
 mod trust;
+
+/// With `autotests = false`, a test file missing above would silently not run.
+#[test]
+fn every_test_file_is_a_module_of_this_binary() {
+    let this = include_str!("all.rs");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if path.extension().is_some_and(|e| e == "rs") && stem != "all" {
+            assert!(
+                this.contains(&format!("#[path = \"{stem}.rs\"]\nmod {stem};")),
+                "tests/{stem}.rs is not a module of tests/all.rs, so none of its tests run; add it there"
+            );
+        }
+    }
+}
