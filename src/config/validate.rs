@@ -171,10 +171,25 @@ pub fn validate(config: &Config) -> Result<()> {
         rule.check().map_err(|e| file(e.into()))?;
     }
     listen_address(&config.http.listen).map_err(|e| file(e.into()))?;
+    log_level(&config.log.level).map_err(|e| file(e.into()))?;
     crate::seed::anchor(&config.seed).map_err(file)?;
     config.http.validate().map_err(file)?;
     config.checks.validate().map_err(file)?;
     Ok(())
+}
+
+/// `log.level` is a tracing filter; a bad one would otherwise be replaced by
+/// `info` without a word.
+fn log_level(text: &str) -> Result<(), ConfigError> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(drop)
+        .map_err(|e| ConfigError::Invalid {
+            key: "log.level".into(),
+            value: text.into(),
+            reason: format!(
+                "{e}; write a level such as \"info\" or a filter such as \"info,pgwarden=debug\""
+            ),
+        })
 }
 
 /// `http.listen` is HOST:PORT. A host name is fine (binding resolves it), so
