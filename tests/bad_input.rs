@@ -717,3 +717,95 @@ fn the_suite_has_at_least_sixty_cases() {
     let cases = text.matches(".names(&[").count() - 1; // minus this line
     assert!(cases >= 60, "only {cases} cases");
 }
+
+/// `restore --database NAME` with a name that looks like URL text: the name
+/// is data (it used to create the database, then panic decoding `%ff`), and
+/// a restore that fails after creating its database drops it again.
+#[test]
+fn restore_takes_any_database_name_and_drops_what_a_failed_restore_created() {
+    use support::{PASSWORD, shared};
+    let cluster = shared();
+    let url = cluster.create_database().unwrap();
+    let source = url.database();
+    cluster
+        .psql(
+            &source,
+            "CREATE ROLE doomed_owner; CREATE TABLE t (id int); \
+             INSERT INTO t SELECT generate_series(1, 10); ALTER TABLE t OWNER TO doomed_owner;",
+        )
+        .unwrap();
+    let dir = workdir();
+    let config = write_file(
+        dir.path(),
+        "pgwarden.toml",
+        &format!("[[targets]]\nname = \"main\"\nurl = \"{}\"\n", url.expose()),
+    );
+    let dump = dir.path().join("t.dump");
+    let pgwarden_run = |args: &[&str]| {
+        let child = pgwarden(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let run = finish(child, LIMIT, None);
+        let problems = never(&run);
+        assert!(
+            problems.is_empty() && !run.text.contains(PASSWORD),
+            "{problems:?}\n{}",
+            run.text
+        );
+        run
+    };
+    let run = pgwarden_run(&["backup", "-o", dump.to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}", run.text);
+
+    let odd = "%ff";
+    let run = pgwarden_run(&[
+        "restore",
+        dump.to_str().unwrap(),
+        "--database",
+        odd,
+        "--yes",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.text);
+    assert_eq!(
+        cluster.psql(odd, "SELECT count(*) FROM t").unwrap().trim(),
+        "10"
+    );
+    cluster.psql("postgres", "DROP DATABASE \"%ff\"").unwrap();
+
+    // Without its owner the dump cannot be restored: the restore fails and
+    // the database it created is gone again.
+    cluster
+        .psql(
+            &source,
+            "ALTER TABLE t OWNER TO postgres; DROP ROLE doomed_owner;",
+        )
+        .unwrap();
+    let doomed = "x%2fy\"z";
+    let run = pgwarden_run(&[
+        "restore",
+        dump.to_str().unwrap(),
+        "--database",
+        doomed,
+        "--yes",
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.text);
+    assert!(run.text.contains("dropped again"), "{}", run.text);
+    let left = cluster
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'x%2fy\"z'",
+        )
+        .unwrap();
+    assert_eq!(
+        left.trim(),
+        "0",
+        "the failed restore left its database behind"
+    );
+}

@@ -134,6 +134,34 @@ fn a_dot_env_file_and_a_password_file_are_read() {
     assert!(!text.contains(PASSWORD), "{text}");
 }
 
+/// A password is data, not URL text: `%41` in a password file is those three
+/// characters (it used to be decoded to `A`, so the login failed), and `@`,
+/// `:`, `/`, `?`, `#` need no escaping by the operator.
+#[test]
+fn a_password_file_may_hold_any_characters() {
+    let dir = workdir();
+    let password = "p%41ss:w@rd/?#x";
+    shared()
+        .psql(
+            "postgres",
+            &format!(
+                "DROP ROLE IF EXISTS odd_password; CREATE ROLE odd_password LOGIN PASSWORD '{password}'"
+            ),
+        )
+        .unwrap();
+    let secret = write_file(dir.path(), "pw", &format!("{password}\n"));
+    let config = format!(
+        "[[targets]]\nname = \"main\"\nurl = \"postgres://odd_password@127.0.0.1:{}/postgres\"\npassword_file = \"{}\"\n",
+        shared().port(),
+        secret.display()
+    );
+    let out = config_check(dir.path(), &config);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("reachable"), "{text}");
+    assert!(!text.contains("p%41ss") && !text.contains("w@rd"), "{text}");
+}
+
 /// Bad configuration: (what is wrong, file text, phrases the message must contain).
 const BAD_CONFIGS: &[(&str, &str, &[&str])] = &[
     (

@@ -131,7 +131,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
 async fn take(ctx: &Context, args: TakeArgs) -> Result<u8> {
     let target = args.target.one(&ctx.config)?;
     if let Some(output) = &args.output {
-        output_parent_exists(output, args.create_dirs)?;
+        output_parent_exists(output, &ctx.config.backup.dir, args.create_dirs)?;
     }
     let options = BackupOptions {
         output: args.output,
@@ -170,12 +170,17 @@ async fn take(ctx: &Context, args: TakeArgs) -> Result<u8> {
 
 /// pgwarden runs as root often enough that creating directories anywhere a
 /// typo points is a hazard: a missing directory is refused unless asked for.
-fn output_parent_exists(output: &std::path::Path, create_dirs: bool) -> Result<()> {
+/// `backup.dir` itself is the exception: pgwarden creates it for every backup.
+fn output_parent_exists(
+    output: &std::path::Path,
+    backup_dir: &std::path::Path,
+    create_dirs: bool,
+) -> Result<()> {
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
-    if create_dirs || parent.is_dir() {
+    if create_dirs || parent.is_dir() || parent == backup_dir {
         return Ok(());
     }
     Err(Error::usage(format!(
