@@ -362,6 +362,8 @@ mod tests {
         assert_eq!(Duration::parse("1h 30m").unwrap().to_string(), "90m");
         assert_eq!(Duration::parse("3650d").unwrap(), Duration::MAX);
         assert_eq!(Duration::parse("1min").unwrap(), Duration::secs(60));
+        assert_eq!(Duration::parse("2w").unwrap().to_string(), "14d");
+        assert_eq!(Duration::parse("10min").unwrap().to_string(), "10m");
         assert_eq!(Duration::parse("1d").unwrap(), Duration::secs(86_400));
     }
 }
