@@ -194,6 +194,14 @@ fn check_escapes(url: &url::Url) -> Result<(), String> {
 /// Try each `?key=value` on its own, so an unknown parameter or a bad value
 /// is reported by name (the driver only says "invalid connection string").
 fn check_parameters(url: &url::Url) -> Result<(), String> {
+    for pair in url.query().unwrap_or("").split('&') {
+        if !pair.is_empty() && !pair.contains('=') {
+            return Err(format!(
+                "parameter `{}` has no value; write it as {0}=VALUE",
+                shown_key(pair)
+            ));
+        }
+    }
     for (key, value) in raw_parameters(url) {
         let alone = format!("postgresql://localhost/?{key}={value}");
         if let Err(e) = tokio_postgres::Config::from_str(&alone) {
@@ -324,6 +332,7 @@ mod tests {
                 "`password`",
             ),
             ("postgres://u:hunter2@h/db?port=notaport", "port"),
+            ("postgres://u:hunter2@h/db?password", "`password` has no value"),
         ] {
             let err = DbUrl::parse(bad).unwrap_err();
             assert!(err.contains(named), "{bad}: {err}");
