@@ -332,7 +332,10 @@ mod tests {
                 "`password`",
             ),
             ("postgres://u:hunter2@h/db?port=notaport", "port"),
-            ("postgres://u:hunter2@h/db?password", "`password` has no value"),
+            (
+                "postgres://u:hunter2@h/db?password",
+                "`password` has no value",
+            ),
         ] {
             let err = DbUrl::parse(bad).unwrap_err();
             assert!(err.contains(named), "{bad}: {err}");

@@ -28,7 +28,7 @@ pub struct Args {
 /// `pgwarden backup` without a subcommand: take a backup now.
 #[derive(Debug, clap::Args)]
 pub struct TakeArgs {
-    /// Also `--target` of `backup list`, `verify` and `prune`.
+    // Global: also the `--target` of `backup list`, `verify` and `prune`.
     #[command(flatten)]
     pub target: TargetArg,
     /// Write exactly here instead of an auto-named file in backup.dir; its directory must exist (see --create-dirs).

@@ -20,7 +20,7 @@ use crate::error::Result;
 /// `migrate = true`, `backup verify --restore-test` the backup's own.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TargetArg {
-    /// A target by its name in the config (default: every target for health, backup list and prune; otherwise the first; migrate: the first with migrate = true).
+    /// A target by its name in the config. Default: every target for health, backup list and prune; the backup's own for backup verify; the first with migrate = true for migrate; otherwise the first.
     #[arg(
         long = "target",
         short = 't',

@@ -174,6 +174,9 @@ pub fn validate(config: &Config) -> Result<()> {
     log_level(&config.log.level).map_err(|e| file(e.into()))?;
     crate::seed::anchor(&config.seed).map_err(file)?;
     config.http.validate().map_err(file)?;
+    // The daemon's own TLS setup, so a certificate `serve` would refuse is
+    // refused by `config check` too.
+    crate::serve::http::tls_acceptor(&config.http).map_err(file)?;
     config.checks.validate().map_err(file)?;
     Ok(())
 }
