@@ -140,10 +140,10 @@ fn duration_rules(config: &Config) -> Vec<Rule> {
             Rule::new(
                 format!("checks.intervals.{check}"),
                 interval,
-                ZERO,
+                checks.interval,
                 Duration::secs(30 * 86_400),
             )
-            .because("a check's own interval"),
+            .because("a check runs at most once per cycle (checks.interval)"),
         );
     }
     for (index, target) in config.targets.iter().enumerate() {
@@ -167,6 +167,8 @@ pub fn validate(config: &Config) -> Result<()> {
         Some(path) => e.context(format!("config error in {}", path.display())),
         None => e,
     };
+    // First: its message for a per-check interval below the cycle's says more.
+    config.checks.validate().map_err(file)?;
     for rule in duration_rules(config) {
         rule.check().map_err(|e| file(e.into()))?;
     }
@@ -177,7 +179,6 @@ pub fn validate(config: &Config) -> Result<()> {
     // The daemon's own TLS setup, so a certificate `serve` would refuse is
     // refused by `config check` too.
     crate::serve::http::tls_acceptor(&config.http).map_err(file)?;
-    config.checks.validate().map_err(file)?;
     Ok(())
 }
 
