@@ -22,7 +22,7 @@ impl MetricSource for BackupMetrics {
 
 pub struct BackupScheduler {
     metrics: BackupMetrics,
-    running: Option<(Key, JoinHandle<()>)>,
+    running: Option<(Key, JoinHandle<Result<(), String>>)>,
 }
 
 /// What the loop was started with.
@@ -51,11 +51,27 @@ impl BackupScheduler {
         }
         let (config, targets, metrics) = ((**config).clone(), key.1.clone(), self.metrics.clone());
         let task = tokio::spawn(async move {
-            if let Err(e) = schedule::run(config, targets, metrics).await {
-                tracing::error!("the backup schedule stopped: {e}");
-            }
+            schedule::run(config, targets, metrics)
+                .await
+                .map_err(|e| e.to_string())
         });
         self.running = Some((key, task));
+    }
+
+    /// Resolves if the schedule's loop ends (an error or a panic), which it
+    /// never does while it works; never without a schedule.
+    pub async fn died(&mut self) -> String {
+        let Some((_, task)) = &mut self.running else {
+            return std::future::pending().await;
+        };
+        let ended = task.await;
+        self.running = None;
+        match ended {
+            // No schedule, or one with no next time (it said so): not a death.
+            Ok(Ok(())) => std::future::pending().await,
+            Ok(Err(e)) => format!("the backup scheduler stopped: {e}"),
+            Err(e) => super::task_ended("the backup scheduler", Err(e)),
+        }
     }
 
     /// Stop the loop; a backup in flight is stopped and its temporary file removed.
