@@ -474,6 +474,9 @@ fn environment_variables() {
         named(".env line")
             .file(".env", "this is not an assignment\n")
             .names(&[".env"]),
+        named(".env self-reference")
+            .file(".env", "DATABASE_URL=${DATABASE_URL}${DATABASE_URL}/x\n")
+            .names(&["DATABASE_URL"]),
         named("no database at all").names(&["DATABASE_URL", "[[targets]]"]),
     ]);
 }
@@ -675,9 +678,10 @@ fn migration_files() {
 /// `WATCHDOG_USEC` nonsense must not kill the daemon: it warns, naming the
 /// variable, and keeps serving until SIGTERM.
 ///
-/// Expectation pending the watchdog change (src/serve/notify.rs, another
-/// branch): on a build without it, `WATCHDOG_USEC=1` panics the watchdog
-/// task and `abc` is silently ignored, and this test fails — as it should.
+/// EXPECTATION PENDING the watchdog change (src/serve/notify.rs, branch
+/// `ops`): on a build without it, `WATCHDOG_USEC=1` panics the watchdog task
+/// and `abc` is silently ignored, and this test fails — as it should. With
+/// that branch's notify.rs it passes (checked).
 #[test]
 fn watchdog_variables() {
     let mut failures = Vec::new();
