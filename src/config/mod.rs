@@ -211,6 +211,7 @@ impl Config {
                 "cannot read config file {}: {e}; pass an existing file with --config",
                 path.display()
             ))
+            .with_source(e)
         })?;
         let mut config = Self::from_toml(&text, path)?;
         config.source = Some(path.to_path_buf());
