@@ -12,6 +12,8 @@ mod support;
 mod alerts;
 #[path = "backup.rs"]
 mod backup;
+#[path = "bad_input.rs"]
+mod bad_input;
 #[path = "config_check.rs"]
 mod config_check;
 #[path = "dashboards.rs"]

@@ -9,7 +9,7 @@
 //! case fails before connecting (or, for the watchdog, runs the daemon
 //! briefly against that unreachable target).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Child, Stdio};
