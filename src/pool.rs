@@ -187,7 +187,11 @@ impl ConnectFailure {
                 target.max_connections(),
                 target.pool_timeout
             ),
-            Self::Other => "see the message above".into(),
+            Self::Other => format!(
+                "the words in parentheses are the server's or the driver's; check the url and the server log of {}:{}",
+                url.host(),
+                url.port()
+            ),
         }
     }
 }
