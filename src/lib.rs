@@ -19,5 +19,6 @@ pub mod pool;
 pub mod report;
 pub mod seed;
 pub mod serve;
+pub mod sql;
 
 pub use error::{Error, ErrorKind, Result};

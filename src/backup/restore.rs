@@ -7,6 +7,7 @@
 //! restore that fails half-way leaves the database as it was (and a
 //! database it created is dropped again).
 
+use crate::sql::quote_ident;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -247,8 +248,4 @@ pub async fn count_rows_in(
     dump::count_rows(&client)
         .await
         .map_err(|e| super::sql_error(target, "cannot count rows", &e))
-}
-
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
