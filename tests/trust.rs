@@ -265,30 +265,38 @@ fn status_of(scrape: &prometheus_parse::Scrape, check: &str) -> Option<f64> {
     )
 }
 
-#[test]
-fn a_check_that_panics_reports_error_alone_and_the_cycles_go_on() {
-    let (_dir, serve) = serve_with_faults("check.indexes=panic");
-    let first = serve.wait_metrics(
-        "a cycle with the panicking check",
-        Duration::from_secs(20),
-        |s| status_of(s, "indexes") == Some(3.0),
-    );
-    for check in [
+/// Wait for `check` to report `error` with `message` in /health while
+/// every other check of the cycle does not; the scrape that showed it.
+fn wait_for_error_alone(serve: &Serve, check: &str, message: &str) -> prometheus_parse::Scrape {
+    let scrape = serve.wait_metrics(&format!("{check} in error"), Duration::from_secs(20), |s| {
+        status_of(s, check) == Some(3.0)
+    });
+    let others = [
         "connectivity",
         "locks",
+        "indexes",
         "table_integrity",
         "cache_hit_ratio",
-    ] {
+    ];
+    for other in others.iter().filter(|other| **other != check) {
         assert!(
-            status_of(&first, check).is_some_and(|s| s < 3.0),
-            "{check} should be unaffected:\n{}",
+            status_of(&scrape, other).is_some_and(|s| s < 3.0),
+            "{other} should be unaffected:\n{}",
             serve.get("/metrics").1
         );
     }
     let (_, health) = serve.get("/health");
-    assert!(
-        health.contains("internal error: the check panicked (failpoint"),
-        "{health}"
+    assert!(health.contains(message), "{health}");
+    scrape
+}
+
+#[test]
+fn a_check_that_panics_reports_error_alone_and_the_cycles_go_on() {
+    let (_dir, serve) = serve_with_faults("check.indexes=panic");
+    let first = wait_for_error_alone(
+        &serve,
+        "indexes",
+        "internal error: the check panicked (failpoint",
     );
     let cycle = |s: &prometheus_parse::Scrape| {
         value(
@@ -319,18 +327,7 @@ fn a_check_that_panics_reports_error_alone_and_the_cycles_go_on() {
 fn a_null_where_a_check_needs_a_value_is_that_checks_error_alone() {
     // table_integrity reads `age(datfrozenxid)` as a column named `age`.
     let (_dir, serve) = serve_with_faults("read_null=return(age)");
-    let scrape = serve.wait_metrics("the check reading the NULL", Duration::from_secs(20), |s| {
-        status_of(s, "table_integrity") == Some(3.0)
-    });
-    for check in ["connectivity", "locks", "indexes", "cache_hit_ratio"] {
-        assert!(
-            status_of(&scrape, check).is_some_and(|s| s < 3.0),
-            "{check} should be unaffected:\n{}",
-            serve.get("/metrics").1
-        );
-    }
-    let (_, health) = serve.get("/health");
-    assert!(health.contains("column `age` (#2) is NULL"), "{health}");
+    wait_for_error_alone(&serve, "table_integrity", "column `age` (#2) is NULL");
     let status = serve.stop();
     assert!(status.success(), "{status}");
 }
