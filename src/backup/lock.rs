@@ -110,7 +110,7 @@ impl BackupLock {
         target: &str,
         purpose: Purpose,
     ) -> Result<std::result::Result<BackupLock, Busy>> {
-        std::fs::create_dir_all(dir)
+        super::manifest::create_private_dir(dir)
             .map_err(|e| io_error("create the backup directory (backup.dir)", dir, e))?;
         let path = Self::path_for(dir, target);
         // std opens with O_CLOEXEC: pg_dump does not inherit the lock.

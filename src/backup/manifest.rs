@@ -99,6 +99,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Create `dir` and its missing parents as 0700 (backups hold whole
+/// databases); an existing directory is left as the operator made it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// fsync a directory, so a rename in it survives a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)

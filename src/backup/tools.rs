@@ -230,19 +230,35 @@ pub fn check(out: Output, what: &str) -> Result<Output> {
     if out.status.success() {
         return Ok(out);
     }
-    Err(Error::failed(format!(
-        "{what} failed ({}): {}",
-        describe_status(&out.status),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    let status = describe_status(&out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(Error::failed(match stderr.trim() {
+        "" if out.status.code().is_none() => format!(
+            "{what} failed ({status}) without a message: something outside pgwarden ended it (an operator, the OOM killer); see the system log"
+        ),
+        "" => format!("{what} failed ({status}) without a message"),
+        stderr => format!("{what} failed ({status}): {stderr}"),
+    }))
 }
 
 fn describe_status(status: &std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, Some(signal)) => format!("killed by signal {signal}{}", signal_name(signal)),
         _ => status.to_string(),
+    }
+}
+
+/// The name of the signals that end programs, for the operator reading the log.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGKILL => ", SIGKILL",
+        libc::SIGTERM => ", SIGTERM",
+        libc::SIGINT => ", SIGINT",
+        libc::SIGSEGV => ", SIGSEGV",
+        libc::SIGABRT => ", SIGABRT",
+        _ => "",
     }
 }
 

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 pub use pgwarden::cluster::{Cluster, ClusterOptions, PASSWORD};
 
@@ -105,4 +106,38 @@ pub fn table_exists(database: &str, name: &str) -> bool {
         )
         .expect("query information_schema")
         == "1"
+}
+
+/// Open a session that holds an ACCESS EXCLUSIVE lock on `table` until it
+/// ends its transaction: a pg_dump started meanwhile waits, caught mid-dump.
+pub fn lock_table(
+    rt: &tokio::runtime::Runtime,
+    url: &pgwarden::dburl::DbUrl,
+    table: &str,
+) -> tokio_postgres::Client {
+    let (locker, connection) = rt
+        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(connection);
+    rt.block_on(locker.batch_execute(&format!(
+        "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .unwrap();
+    locker
+}
+
+// Other tests catch their own pg_dumps on the shared cluster.
+const PG_DUMPS_BLOCKED: &str = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+     AND wait_event_type = 'Lock' AND datname = current_database()";
+
+/// Wait until a pg_dump of `url`'s database waits on a lock.
+pub fn wait_for_pg_dump_blocked(url: &pgwarden::dburl::DbUrl) {
+    shared()
+        .wait_for(
+            &url.database(),
+            PG_DUMPS_BLOCKED,
+            "1",
+            Duration::from_secs(30),
+        )
+        .unwrap();
 }
