@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::dburl::DbUrl;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 
 /// The superuser password of every throwaway cluster (loopback only).
 pub const PASSWORD: &str = "warden-test-s3cret";
@@ -297,33 +297,8 @@ pub fn bin_dir() -> Result<PathBuf> {
 }
 
 fn find_bin_dir() -> Result<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dir| dir.flatten().map(|e| e.path().join("bin")).collect())
-        .unwrap_or_default();
-    versions.sort_by_key(|p| {
-        let version = p
-            .parent()
-            .and_then(|v| v.file_name())
-            .and_then(|v| v.to_str());
-        std::cmp::Reverse(version.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0))
-    });
-    candidates.extend(versions);
-    candidates
-        .into_iter()
-        .find(|dir| ["initdb", "pg_ctl", "postgres", "pg_basebackup"].iter().all(|b| dir.join(b).exists()))
+    crate::pg_bin::find(&["initdb", "pg_ctl", "postgres", "pg_basebackup"])
         .map(|dir| dir.canonicalize().unwrap_or(dir))
-        .or_else(|| {
-            // PATH may hold symlinks to initdb alone (Debian's /usr/local/bin): follow one.
-            let initdb = std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).map(|d| d.join("initdb")).collect::<Vec<_>>())?
-                .into_iter()
-                .find(|p| p.exists())?;
-            let real = initdb.canonicalize().ok()?;
-            Some(real.parent()?.to_path_buf())
-        })
         .ok_or_else(|| {
             Error::failed(format!(
                 "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH or in /usr/lib/postgresql/*/bin; {INSTALL_HINT}"
@@ -516,8 +491,4 @@ fn spawn_reaper(bin: &Path, root: &Path) -> Result<Child> {
     command
         .spawn()
         .map_err(|e| Error::failed(format!("cannot start the cleanup shell: {e}")))
-}
-
-fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::failed(format!("cannot {action} {}: {e}", path.display()))
 }

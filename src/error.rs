@@ -76,3 +76,9 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A failed file operation, naming the action and the path: the one way
+/// every module words it (`cannot create the backup directory … : …`).
+pub fn io_error(action: &str, path: &std::path::Path, e: std::io::Error) -> Error {
+    Error::failed(format!("cannot {action} {}: {e}", path.display()))
+}

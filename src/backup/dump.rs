@@ -20,11 +20,11 @@ use std::time::Instant;
 use chrono::Utc;
 
 use super::lock::{BackupLock, Purpose};
-use super::manifest::{self, Manifest, Verification, create_private_dir, io_error};
+use super::manifest::{self, Manifest, Verification, create_private_dir};
 use super::tools::{self, Connection, Tools};
 use super::{Compression, Format};
 use crate::config::{Config, TargetConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 use crate::pool::Target;
 
 /// Overrides of the `[backup]` settings for one backup (the CLI flags).

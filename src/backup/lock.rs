@@ -34,8 +34,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::manifest::io_error;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 
 /// How often a waiting backup looks again.
 const POLL: Duration = Duration::from_millis(250);

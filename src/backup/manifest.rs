@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Format;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -226,8 +226,4 @@ pub fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
-}
-
-pub fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::failed(format!("cannot {action} {}: {e}", path.display()))
 }

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::{Check, ChecksConfig, Context, Labelled, Outcome, USER_SCHEMAS, at_least_unless_zero};
+use crate::report::human_bytes;
 
 const DB_SIZE: &str = "database_size_bytes";
 const DB_SIZE_HELP: &str = "Size of each database.";
@@ -112,15 +113,4 @@ impl DiskUsage {
         );
         out
     }
-}
-
-pub fn human_bytes(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }

@@ -134,7 +134,7 @@ fn evaluate(
         "{} invalid, {} unused ({}), {} duplicate",
         invalid.count,
         unused.count,
-        super::disk_usage::human_bytes(unused.bytes),
+        crate::report::human_bytes(unused.bytes),
         duplicates.count
     ));
     out.gauge(INVALID, INVALID_HELP, invalid.count as f64);
