@@ -14,6 +14,10 @@
 //!
 //! PostgreSQL refuses to run as root, so as root every server binary runs as
 //! the `postgres` OS user through `runuser`.
+//!
+//! Only what the demo and the benchmarks need lives here; the tests' fault
+//! injection (stopping, crashing and restarting a server, replicas) is built
+//! on [`Cluster::run_program`] and [`Cluster::start_from`] in the test support.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -61,37 +65,19 @@ impl Cluster {
     pub fn start_with(options: &ClusterOptions) -> Result<Cluster> {
         let bin = bin_dir()?;
         let template = template(&bin)?;
-        let root = new_root()?;
-        let data = root.join("data");
-        copy_dir(template, &data)?;
-        Self::launch(bin, root, options)
+        Self::start_from(options, |data| copy_dir(template, data))
     }
 
-    /// Start a streaming replica of this cluster (pg_basebackup -R).
-    pub fn start_replica(&self) -> Result<Cluster> {
+    /// Start a cluster whose data directory `fill` creates at the path it is
+    /// given (as the OS user that runs PostgreSQL), e.g. with `pg_basebackup`
+    /// from another cluster ([`Cluster::run_program`]).
+    pub fn start_from(
+        options: &ClusterOptions,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Cluster> {
         let root = new_root()?;
-        let data = root.join("data");
-        let out = run_pg(
-            &self.bin,
-            "pg_basebackup",
-            &[
-                &"-D",
-                &data,
-                &"-h",
-                &self.socket_dir(),
-                &"-p",
-                &self.port.to_string(),
-                &"-U",
-                &SUPERUSER,
-                &"-X",
-                &"stream",
-                &"-R",
-                &"-c",
-                &"fast",
-            ],
-        )?;
-        check_output(out, "pg_basebackup")?;
-        Self::launch(self.bin.clone(), root, &ClusterOptions::default())
+        fill(&root.join("data"))?;
+        Self::launch(bin_dir()?, root, options)
     }
 
     fn launch(bin: PathBuf, root: PathBuf, options: &ClusterOptions) -> Result<Cluster> {
@@ -131,7 +117,7 @@ impl Cluster {
     }
 
     fn pg_ctl_start(&self) -> Result<()> {
-        let log = self.root.join("server.log");
+        let log = self.log_path();
         let out = run_pg(
             &self.bin,
             "pg_ctl",
@@ -159,24 +145,11 @@ impl Cluster {
         )))
     }
 
-    /// Stop the server (fast shutdown), keeping its files.
-    pub fn stop(&self) -> Result<()> {
-        self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
-    }
-
-    /// Stop at once, like a crash (`-m immediate`).
-    pub fn kill(&self) -> Result<()> {
-        self.pg_ctl(&["stop", "-m", "immediate", "-w"])
-    }
-
-    /// Start again after `stop`, on the same port.
-    pub fn start_again(&self) -> Result<()> {
-        self.pg_ctl_start()
-    }
-
-    pub fn restart(&self) -> Result<()> {
-        self.stop()?;
-        self.start_again()
+    /// Run one of this cluster's PostgreSQL programs (`pg_ctl`,
+    /// `pg_basebackup`…) as the OS user that runs the server; its stdout.
+    pub fn run_program(&self, program: &str, args: &[&str]) -> Result<String> {
+        let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as _).collect();
+        check_output(run_pg(&self.bin, program, &args)?, program)
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Result<()> {
@@ -206,7 +179,12 @@ impl Cluster {
 
     /// The server log, for diagnosing a failed test.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Where the server writes its log (`pg_ctl -l`).
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("server.log")
     }
 
     /// The superuser URL of database `postgres` (password included).

@@ -24,6 +24,78 @@ pub fn own_cluster(options: &ClusterOptions) -> Cluster {
     Cluster::start_with(options).unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"))
 }
 
+/// Fault injection on a throwaway cluster: stop it, crash it, start it
+/// again, give it a streaming replica. (Test-only: the library's
+/// [`Cluster`] keeps what `pgwarden demo` needs.)
+pub trait ClusterFaults {
+    /// Stop the server (fast shutdown), keeping its files.
+    fn stop(&self) -> pgwarden::Result<()>;
+    /// Stop at once, like a crash (`-m immediate`).
+    fn kill(&self) -> pgwarden::Result<()>;
+    /// Start again after `stop` or `kill`, on the same port.
+    fn start_again(&self) -> pgwarden::Result<()>;
+    fn restart(&self) -> pgwarden::Result<()>;
+    /// A streaming replica of this cluster (`pg_basebackup -R`).
+    fn start_replica(&self) -> pgwarden::Result<Cluster>;
+}
+
+impl ClusterFaults for Cluster {
+    fn stop(&self) -> pgwarden::Result<()> {
+        pg_ctl(self, &["stop", "-m", "fast", "-w", "-t", "60"])
+    }
+
+    fn kill(&self) -> pgwarden::Result<()> {
+        pg_ctl(self, &["stop", "-m", "immediate", "-w"])
+    }
+
+    fn start_again(&self) -> pgwarden::Result<()> {
+        let log = self.log_path();
+        pg_ctl(self, &["-l", path_str(&log), "-w", "-t", "60", "start"])
+            .map_err(|e| e.context(format!("server log:\n{}", self.log())))
+    }
+
+    fn restart(&self) -> pgwarden::Result<()> {
+        self.stop()?;
+        self.start_again()
+    }
+
+    fn start_replica(&self) -> pgwarden::Result<Cluster> {
+        let (socket_dir, port) = (self.socket_dir(), self.port().to_string());
+        Cluster::start_from(&ClusterOptions::default(), |data| {
+            self.run_program(
+                "pg_basebackup",
+                &[
+                    "-D",
+                    path_str(data),
+                    "-h",
+                    path_str(&socket_dir),
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-X",
+                    "stream",
+                    "-R",
+                    "-c",
+                    "fast",
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+}
+
+fn pg_ctl(cluster: &Cluster, args: &[&str]) -> pgwarden::Result<()> {
+    let data = cluster.data_dir();
+    let mut all = vec!["-D", path_str(&data)];
+    all.extend_from_slice(args);
+    cluster.run_program("pg_ctl", &all).map(|_| ())
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
+}
+
 /// The pgwarden binary, in a scratch working directory, with none of the
 /// caller's database environment leaking in.
 pub fn pgwarden(workdir: &Path) -> Command {
