@@ -44,7 +44,7 @@ fn row(i: u64, row: &mut Row) {
     use std::fmt::Write;
     row.id = Uuid::from_u64_pair(0x5eed, i);
     row.n = (i % 1_000_003) as i32;
-    row.flag = i % 3 == 0;
+    row.flag = i.is_multiple_of(3);
     row.name.clear();
     let _ = write!(row.name, "learner {i}");
     row.at_secs = BASE_SECS + (i as i64 % 31_536_000);
