@@ -185,10 +185,11 @@ fn a_scheduled_backup_is_logged_and_a_cancelled_one_counts_as_a_failure_and_leav
         )
     };
     let primary = [("target", "primary")];
-    // Every second; pg_dump then waits on the lock held here: a slow backup.
-    let serve = Serve::start(dir.path(), &addr, &config("* * * * * *"));
+    // Every second; pg_dump then waits on the lock held here (from before
+    // the first backup): a slow backup.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let locker = lock_table(&rt, &url, "notes");
+    let serve = Serve::start(dir.path(), &addr, &config("* * * * * *"));
     wait_for_pg_dump_blocked(&url);
     assert!(
         log_lines(&serve, "scheduled backup started") >= 1,

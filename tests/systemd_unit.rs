@@ -75,14 +75,18 @@ fn unreachable_target_config(dir: &std::path::Path, addr: &str) -> std::path::Pa
     )
 }
 
-/// `pgwarden serve` for three seconds (then SIGTERM), stderr to a pipe or,
-/// through `script`, to a pseudo-terminal; what it printed.
+/// `pgwarden serve` until it listens, then SIGTERM; its stderr went to a
+/// pipe or, through `script`, to a pseudo-terminal. What it printed.
 fn serve_briefly(on_terminal: bool, no_color: Option<&str>) -> String {
     let dir = workdir();
-    let config = unreachable_target_config(dir.path(), &free_addr());
-    let bin = env!("CARGO_BIN_EXE_pgwarden");
+    let addr = free_addr();
+    let config = unreachable_target_config(dir.path(), &addr);
+    let pidfile = dir.path().join("pid");
+    // `exec`: the pid written is pgwarden's, whichever way it was started.
     let serve = format!(
-        "timeout -s TERM 3 '{bin}' --config '{}' serve",
+        "echo $$ > '{}'; exec '{}' --config '{}' serve",
+        pidfile.display(),
+        env!("CARGO_BIN_EXE_pgwarden"),
         config.display()
     );
     let mut command = if on_terminal {
@@ -99,13 +103,32 @@ fn serve_briefly(on_terminal: bool, no_color: Option<&str>) -> String {
         .current_dir(dir.path())
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some(value) = no_color {
         command.env("NO_COLOR", value);
     }
-    let out = command
-        .output()
+    let mut child = command
+        .spawn()
         .unwrap_or_else(|e| panic!("cannot run {serve} (script: apt-get install bsdutils): {e}"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "pgwarden serve did not listen on {addr}"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "pgwarden serve exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
     let text = output_text(&out);
     assert!(text.contains("pgwarden serving"), "{text}");
     text
