@@ -70,6 +70,9 @@ pub struct Context {
 /// Entry point of the binary. Never panics on bad input: every failure is a
 /// message on stderr and an exit code (see the README's CLI reference).
 pub fn main() -> ExitCode {
+    // Test builds read FAILPOINTS (the `failpoints` feature); release builds have none.
+    #[cfg(feature = "failpoints")]
+    let _faults = fail::FailScenario::setup();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

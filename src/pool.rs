@@ -5,17 +5,28 @@
 //! `application_name=pgwarden`, so operators can find (and count) pgwarden's
 //! sessions in `pg_stat_activity`.
 
+mod connect;
+
 use std::sync::Arc;
+use std::sync::atomic::AtomicU8;
 use std::time::Instant;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use serde::Serialize;
 use tokio_postgres::config::SslMode as DriverSslMode;
 
+pub use self::connect::{ConnectError, Phase};
 use crate::config::{SslMode, TargetConfig};
 use crate::error::{Error, Result};
 
 pub const APPLICATION_NAME: &str = "pgwarden";
+
+/// A target's connection pool: at most `pool_size + max_overflow`
+/// connections, opened through one [`connect::Gate`] (one attempt in flight).
+pub type Pool = deadpool::managed::Pool<connect::Manager>;
+/// A connection lent by a [`Pool`]; dereferences to a `tokio_postgres::Client`.
+pub type Object = deadpool::managed::Object<connect::Manager>;
+pub type PoolError = deadpool::managed::PoolError<ConnectError>;
+pub use deadpool::managed::{Status, TimeoutType};
 
 /// A configured database and its pool.
 #[derive(Clone)]
@@ -37,15 +48,15 @@ impl Target {
     }
 
     /// A pooled connection, or an error that says why there is none.
-    pub async fn client(&self) -> Result<deadpool_postgres::Object> {
+    pub async fn client(&self) -> Result<Object> {
         self.pool.get().await.map_err(|e| {
-            Error::unreachable(describe_pool_error(&e, &self.config))
+            Error::unreachable(describe_pool_error(&e, &self.pool, &self.config))
                 .context(format!("target `{}`", self.name()))
         })
     }
 }
 
-/// The driver settings of a target: URL, application_name, timeouts, TLS mode.
+/// The driver settings of a target: URL, application_name, TLS mode.
 /// Pools and direct sessions are both built from this.
 fn pg_config(target: &TargetConfig) -> tokio_postgres::Config {
     let mut pg = target.url().pg_config();
@@ -63,48 +74,49 @@ fn pg_config(target: &TargetConfig) -> tokio_postgres::Config {
 /// (advisory locks, `SET`s) must never be handed to another caller, such as
 /// migrations. The session ends when the client is dropped.
 pub async fn connect_direct(target: &TargetConfig) -> Result<tokio_postgres::Client> {
+    let phase = AtomicU8::new(0);
+    let timeout = target.connect_timeout.get();
     let config = pg_config(target);
-    let connecting = config.connect(tls::connector(target)?);
-    // connect_timeout bounds each TCP connect; this bounds the whole handshake.
-    let (client, connection) = tokio::time::timeout(target.connect_timeout.get(), connecting)
-        .await
-        .map_err(|_| {
-            let failure = ConnectFailure::TimedOut;
-            Error::unreachable(format!("{}; {}", failure.as_str(), failure.advice(target)))
-                .context(format!("target `{}`", target.name))
-        })?
-        .map_err(|e| {
-            Error::unreachable(describe_driver_error(&e, target))
-                .context(format!("target `{}`", target.name))
-        })?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("direct session ended: {e}");
-        }
-    });
-    Ok(client)
+    let opening = connect::open(&config, tls::connector(target)?, timeout, &phase);
+    // The socket step is bounded inside; this bounds the server's startup.
+    let unreachable =
+        |message: String| Error::unreachable(message).context(format!("target `{}`", target.name));
+    match tokio::time::timeout(timeout, opening).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(unreachable(describe_connect_error(&e, target))),
+        Err(_) => Err(unreachable(sentence(
+            stalled(connect::Phase::from_atomic(&phase)),
+            None,
+            target,
+        ))),
+    }
 }
 
 /// Build (lazily) the pool for one target.
 pub fn build_pool(target: &TargetConfig) -> Result<Pool> {
-    let manager = Manager::from_config(
-        pg_config(target),
-        tls::connector(target)?,
-        ManagerConfig {
-            // Fast recycling keeps session state (advisory locks included),
-            // which the migration engine accounts for by using its own session.
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let timeout = target.connect_timeout.get();
+    let gate = connect::Gate::new(pg_config(target), tls::connector(target)?, timeout);
+    let manager = connect::Manager {
+        gate: Arc::new(gate),
+    };
     Pool::builder(manager)
         .max_size(target.max_connections())
-        .runtime(Runtime::Tokio1)
+        .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(target.pool_timeout.get()))
-        // A server that accepts TCP and never answers must not hang us.
-        .create_timeout(Some(target.connect_timeout.get()))
-        .recycle_timeout(Some(target.connect_timeout.get()))
+        // How long a caller waits for a new connection; the attempt itself
+        // goes on in the gate (see `connect`), so none is ever abandoned.
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
         .build()
         .map_err(|e| Error::usage(format!("target `{}`: cannot build pool: {e}", target.name)))
+}
+
+/// What a connect that did not finish in time was stuck on.
+fn stalled(phase: Phase) -> ConnectFailure {
+    match phase {
+        Phase::Startup => ConnectFailure::StartupStalled,
+        Phase::Socket | Phase::Idle => ConnectFailure::TimedOut,
+    }
 }
 
 /// Why a connection attempt failed, in the operator's words.
@@ -114,6 +126,8 @@ pub enum ConnectFailure {
     Refused,
     AuthFailed,
     TimedOut,
+    /// TCP connected, but the server did not finish the startup in time.
+    StartupStalled,
     Tls,
     NoSuchDatabase,
     HostNotFound,
@@ -127,6 +141,9 @@ impl ConnectFailure {
             Self::Refused => "connection refused",
             Self::AuthFailed => "authentication failed",
             Self::TimedOut => "timed out",
+            Self::StartupStalled => {
+                "connected, but the server did not finish the connection startup"
+            }
             Self::Tls => "TLS negotiation failed",
             Self::NoSuchDatabase => "database does not exist",
             Self::HostNotFound => "host not found",
@@ -149,6 +166,16 @@ impl ConnectFailure {
             ),
             Self::TimedOut => format!(
                 "no answer within connect_timeout = {}; check the host, port and firewalls",
+                target.connect_timeout
+            ),
+            Self::StartupStalled => format!(
+                "{}:{} accepted the connection but PostgreSQL did not get through authentication \
+                 and startup within connect_timeout = {}: its catalog is locked (a long \
+                 `LOCK pg_class`, VACUUM FULL or DDL on a catalog) or the server is overloaded; \
+                 look at pg_locks and pg_stat_activity there. pgwarden keeps this one attempt \
+                 waiting and opens no other",
+                url.host(),
+                url.port(),
                 target.connect_timeout
             ),
             Self::Tls => "check sslmode and sslrootcert against the server's certificate".into(),
@@ -196,28 +223,55 @@ pub fn classify(error: &tokio_postgres::Error) -> ConnectFailure {
     }
 }
 
-/// Classify a pool error; `PoolError::Timeout(Create)` is a connect timeout.
-pub fn classify_pool_error(error: &PoolError) -> ConnectFailure {
+/// Classify a failed connect.
+pub fn classify_connect(error: &ConnectError) -> ConnectFailure {
     match error {
-        PoolError::Backend(e) => classify(e),
-        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => ConnectFailure::PoolExhausted,
+        ConnectError::Driver(e) => classify(e),
+        ConnectError::Socket { source, .. } => match source.kind() {
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => {
+                ConnectFailure::Refused
+            }
+            std::io::ErrorKind::TimedOut => ConnectFailure::TimedOut,
+            _ if source.to_string().contains("lookup") => ConnectFailure::HostNotFound,
+            _ => ConnectFailure::Other,
+        },
+        ConnectError::SocketTimeout { .. } => ConnectFailure::TimedOut,
+        ConnectError::Lost => ConnectFailure::Other,
+    }
+}
+
+/// Classify a pool error: waiting for a connection past `connect_timeout`
+/// says what the attempt was stuck on (no TCP answer, or a server that
+/// accepted and stalled in startup).
+pub fn classify_pool_error(error: &PoolError, pool: &Pool) -> ConnectFailure {
+    match error {
+        PoolError::Backend(e) => classify_connect(e),
+        PoolError::Timeout(TimeoutType::Wait) => ConnectFailure::PoolExhausted,
+        PoolError::Timeout(TimeoutType::Create) => stalled(pool.manager().gate.phase()),
         PoolError::Timeout(_) => ConnectFailure::TimedOut,
         _ => ConnectFailure::Other,
     }
 }
 
 /// The whole sentence: what failed, the server's words, and what to do.
-pub fn describe_pool_error(error: &PoolError, target: &TargetConfig) -> String {
+pub fn describe_pool_error(error: &PoolError, pool: &Pool, target: &TargetConfig) -> String {
     let detail = match error {
-        PoolError::Backend(e) => driver_detail(e),
+        PoolError::Backend(e) => connect_detail(e),
         _ => None,
     };
-    sentence(classify_pool_error(error), detail, target)
+    sentence(classify_pool_error(error, pool), detail, target)
 }
 
 /// The same sentence for a failed direct connection.
-pub fn describe_driver_error(error: &tokio_postgres::Error, target: &TargetConfig) -> String {
-    sentence(classify(error), driver_detail(error), target)
+pub fn describe_connect_error(error: &ConnectError, target: &TargetConfig) -> String {
+    sentence(classify_connect(error), connect_detail(error), target)
+}
+
+fn connect_detail(error: &ConnectError) -> Option<String> {
+    match error {
+        ConnectError::Driver(e) => driver_detail(e),
+        other => Some(other.to_string()),
+    }
 }
 
 fn sentence(failure: ConnectFailure, detail: Option<String>, target: &TargetConfig) -> String {
@@ -275,24 +329,67 @@ pub async fn probe(target: &TargetConfig) -> Reachability {
 /// daemon probes through its own pool so that it never holds more
 /// connections than the pool allows.
 pub async fn probe_pool(pool: &Pool, target: &TargetConfig) -> Reachability {
-    let started = Instant::now();
-    let outcome = async {
-        let client = pool
-            .get()
-            .await
-            .map_err(|e| (classify_pool_error(&e), describe_pool_error(&e, target)))?;
-        let row = client
-            .query_one(
-                "SELECT current_setting('server_version'), pg_is_in_recovery()",
-                &[],
+    bounded_probe(target, async {
+        let client = pool.get().await.map_err(|e| {
+            (
+                classify_pool_error(&e, pool),
+                describe_pool_error(&e, pool, target),
             )
-            .await
-            .map_err(|e| (classify(&e), e.to_string()))?;
-        Ok::<_, (ConnectFailure, String)>((row.get::<_, String>(0), row.get::<_, bool>(1)))
-    };
-    // A server that accepted the connection long ago and now never answers.
+        })?;
+        probe_query(&client).await
+    })
+    .await
+}
+
+/// The probe on a connection of the pool's gate rather than a pooled one:
+/// for a pool whose connections are all busy, which must not make a healthy
+/// server look down. It is the one attempt the gate allows beside the pool,
+/// so the target's connections stay within `pool_size + max_overflow + 1`.
+pub async fn probe_beside_pool(pool: &Pool, target: &TargetConfig) -> Reachability {
+    let gate = &pool.manager().gate;
+    bounded_probe(target, async {
+        let connecting = tokio::time::timeout(target.connect_timeout.get(), gate.connect());
+        let client = match connecting.await {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => return Err((classify_connect(&e), describe_connect_error(&e, target))),
+            Err(_) => {
+                let failure = stalled(gate.phase());
+                return Err((failure, sentence(failure, None, target)));
+            }
+        };
+        probe_query(&client).await
+    })
+    .await
+}
+
+type ProbeOutcome = std::result::Result<(String, bool), (ConnectFailure, String)>;
+
+async fn probe_query(client: &tokio_postgres::Client) -> ProbeOutcome {
+    let failed = |e: tokio_postgres::Error| (classify(&e), e.to_string());
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version'), pg_is_in_recovery()",
+            &[],
+        )
+        .await
+        .map_err(failed)?;
+    use crate::checks::rows::col;
+    let unreadable = |e| (ConnectFailure::Other, e);
+    Ok((
+        col(&row, 0).map_err(unreadable)?,
+        col(&row, 1).map_err(unreadable)?,
+    ))
+}
+
+/// Time a probe and bound it: a server that accepted the connection long
+/// ago and now never answers.
+async fn bounded_probe(
+    target: &TargetConfig,
+    probe: impl std::future::Future<Output = ProbeOutcome>,
+) -> Reachability {
+    let started = Instant::now();
     let bound = target.pool_timeout.get() + 2 * target.connect_timeout.get();
-    let outcome = tokio::time::timeout(bound, outcome)
+    let outcome = tokio::time::timeout(bound, probe)
         .await
         .unwrap_or_else(|_| {
             Err((
@@ -303,11 +400,7 @@ pub async fn probe_pool(pool: &Pool, target: &TargetConfig) -> Reachability {
     reachability(target, outcome, started)
 }
 
-fn reachability(
-    target: &TargetConfig,
-    outcome: std::result::Result<(String, bool), (ConnectFailure, String)>,
-    started: Instant,
-) -> Reachability {
+fn reachability(target: &TargetConfig, outcome: ProbeOutcome, started: Instant) -> Reachability {
     let mut result = Reachability {
         target: target.name.to_string(),
         url: target.url().redacted(),

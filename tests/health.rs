@@ -112,6 +112,12 @@ async fn a_long_query_flips_long_queries_and_recovers_when_cancelled() {
         "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'",
     );
     assert!(sleep.await.unwrap().is_err(), "the sleep was cancelled");
+    // The client sees the error before the backend reports itself idle.
+    wait_for(
+        &url,
+        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+        "0",
+    );
     let result = one(&mut checker, "long_queries").await;
     assert_eq!(result.status, Status::Ok, "{result:#?}");
     assert_eq!(metric(&result, "long_queries"), 0.0);
@@ -579,6 +585,99 @@ async fn server_connection_usage_over_the_ratio_warns() {
     let result = one(&mut checker, "connection_pool").await;
     assert_eq!(result.status, Status::Warning, "{result:#?}");
     drop(held);
+}
+
+/// The per-state counts are the application's: with exactly one active,
+/// one idle-in-transaction and one idle client session, they read 1, 1, 1
+/// while a full cycle has pgwarden's own sessions open in those states too
+/// (exported apart, and still counted in the usage ratio). A cluster of its
+/// own: the shared one has other tests' sessions.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_connection_states_count_client_sessions_not_pgwardens_own() {
+    let cluster = own_cluster(&ClusterOptions::default());
+    let url = cluster.url();
+    let sleeper = session(&url).await;
+    let sleeping = tokio::spawn(async move { sleeper.simple_query("SELECT pg_sleep(60)").await });
+    let in_transaction = session(&url).await;
+    in_transaction
+        .batch_execute("BEGIN; SELECT 1")
+        .await
+        .unwrap();
+    let idle = session(&url).await;
+    idle.batch_execute("SELECT 1").await.unwrap();
+    cluster
+        .wait_for(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(60)'",
+            "1",
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    let mut checker = checker(&url, RELAXED_LATENCY);
+    // Two cycles: the second finds the pool warm, as the daemon does.
+    checker.run_cycle().await;
+    let report = checker.run_cycle().await;
+    let result = check(&report, "connection_pool");
+    assert_ne!(result.status, Status::Error, "{result:#?}");
+    let state = |name: &str| {
+        result
+            .measurements
+            .iter()
+            .find(|m| m.metric == "server_connections" && m.labels[0].1 == name)
+            .unwrap_or_else(|| panic!("no state {name} in {result:#?}"))
+            .value
+    };
+    assert_eq!(state("active"), 1.0, "{result:#?}");
+    assert_eq!(state("idle_in_transaction"), 1.0, "{result:#?}");
+    assert_eq!(state("idle"), 1.0, "{result:#?}");
+    let ours = metric(result, "server_connections_pgwarden");
+    assert!(ours >= 1.0, "{result:#?}");
+    // The ratio counts every slot taken: 3 clients + pgwarden's, of 100 - 3.
+    let ratio = metric(result, "server_connections_usage_ratio");
+    assert_eq!((ratio * 97.0).round(), 3.0 + ours, "{result:#?}");
+    cluster
+        .psql(
+            "postgres",
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'",
+        )
+        .unwrap();
+    let cancelled = sleeping.await.unwrap().unwrap_err();
+    assert_eq!(
+        cancelled.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+        "{cancelled:?}"
+    );
+}
+
+/// Typed reads of real server answers: `pg_database_size` and
+/// `pg_total_relation_size` of an object that is gone answer NULL, which a
+/// nullable column reads as `None`; the same NULL where a value is required
+/// is an error naming the check, the column and the query, not a panic.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_null_answer_is_none_where_allowed_and_a_named_error_elsewhere() {
+    use pgwarden::checks::rows::{col, opt, typed};
+    let url = new_db();
+    let client = session(&url).await;
+    let sql = "SELECT 'gone'::text AS name, pg_database_size(0::oid)::float8 AS size, \
+               pg_total_relation_size(0::oid)::float8 AS total";
+    let rows = client.query(sql, &[]).await.unwrap();
+    let read = typed("disk_usage", sql, &rows, |r| {
+        Ok((col::<String>(r, 0)?, opt::<f64>(r, 1)?, opt::<f64>(r, 2)?))
+    })
+    .unwrap();
+    assert_eq!(read, [("gone".to_string(), None, None)]);
+    let err = typed("disk_usage", sql, &rows, |r| col::<f64>(r, 1)).unwrap_err();
+    assert_eq!(
+        err,
+        format!("disk_usage: column `size` (#2) is NULL in the answer to: {sql}")
+    );
+    let err = typed("disk_usage", sql, &rows, |r| col::<i32>(r, 0)).unwrap_err();
+    assert!(
+        err.starts_with("disk_usage: cannot read column `name` (#1): "),
+        "{err}"
+    );
+    let err = typed("disk_usage", sql, &rows, |r| col::<f64>(r, 7)).unwrap_err();
+    assert!(err.contains("column #8 (the answer has 3)"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -155,7 +155,7 @@ async fn connection_is_encrypted(config: &Config) -> Result<bool, String> {
     let client = pool
         .get()
         .await
-        .map_err(|e| pgwarden::pool::describe_pool_error(&e, &config.targets[0]))?;
+        .map_err(|e| pgwarden::pool::describe_pool_error(&e, &pool, &config.targets[0]))?;
     let row = client
         .query_one(
             "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",

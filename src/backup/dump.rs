@@ -339,7 +339,10 @@ pub async fn count_rows(
             &[],
         )
         .await?;
-    let tables: Vec<String> = tables.iter().map(|row| row.get(0)).collect();
+    let tables: Vec<String> = tables
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
     let mut counts = BTreeMap::new();
     // Many counts per round trip: a database of thousands of small tables
     // must not pay one (or two, with a prepared statement) for each.

@@ -14,7 +14,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::rows::{col, fetch};
 use super::{Check, ChecksConfig, Context, Labelled, Outcome, below};
+
+const NAME: &str = "cache_hit_ratio";
 
 const RATIO: &str = "cache_hit_ratio";
 const RATIO_HELP: &str = "Buffer cache hit ratio over the last interval, 0-1.";
@@ -40,7 +43,7 @@ pub struct CacheHitRatio {
 
 impl Check for CacheHitRatio {
     fn name(&self) -> &'static str {
-        "cache_hit_ratio"
+        NAME
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
@@ -50,17 +53,16 @@ impl Check for CacheHitRatio {
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
-            let rows = session.query(SQL).await?;
-            session.finish().await;
-            let counters: Vec<Counters> = rows
-                .iter()
-                .map(|r| Counters {
-                    database: r.get(0),
-                    hits: r.get(1),
-                    reads: r.get(2),
-                    target: r.get(3),
+            let counters = fetch(&session, NAME, SQL, |r| {
+                Ok(Counters {
+                    database: col(r, 0)?,
+                    hits: col(r, 1)?,
+                    reads: col(r, 2)?,
+                    target: col(r, 3)?,
                 })
-                .collect();
+            })
+            .await?;
+            session.finish().await;
             Ok(self.evaluate(ctx.config, &counters))
         }
         .boxed()
@@ -132,5 +134,68 @@ impl CacheHitRatio {
                 .collect(),
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn counters(database: &str, hits: f64, reads: f64, target: bool) -> Counters {
+        Counters {
+            database: database.into(),
+            hits,
+            reads,
+            target,
+        }
+    }
+
+    fn value(out: &Outcome, metric: &str) -> Option<f64> {
+        out.measurements
+            .iter()
+            .find(|m| m.metric == metric)
+            .map(|m| m.value)
+    }
+
+    #[test]
+    fn a_low_interval_ratio_of_the_target_database_is_flagged() {
+        let config = ChecksConfig::default();
+        let mut check = CacheHitRatio::default();
+        let first = check.evaluate(&config, &[counters("app", 1e6, 0.0, true)]);
+        assert_eq!(first.status(), Status::Ok, "{first:?}");
+        // 1,000 hits and 9,000 reads since: 0.1 now, though 0.99 since reset.
+        let second = check.evaluate(&config, &[counters("app", 1_001_000.0, 9_000.0, true)]);
+        assert_eq!(second.status(), Status::Critical, "{second:?}");
+        assert_eq!(value(&second, RATIO), Some(0.1));
+        // Another database's ratio is exported but judged by its own target.
+        let mut other = CacheHitRatio::default();
+        other.evaluate(&config, &[counters("other", 0.0, 0.0, false)]);
+        let out = other.evaluate(&config, &[counters("other", 1000.0, 9000.0, false)]);
+        assert_eq!(out.status(), Status::Ok, "{out:?}");
+    }
+
+    #[test]
+    fn counters_going_backwards_after_a_stats_reset_give_no_interval() {
+        let config = ChecksConfig::default();
+        let mut check = CacheHitRatio::default();
+        check.evaluate(&config, &[counters("app", 1e6, 1e5, true)]);
+        // pg_stat_reset(): both counters restart near zero.
+        let reset = check.evaluate(&config, &[counters("app", 50.0, 900.0, true)]);
+        assert_eq!(reset.status(), Status::Ok, "{reset:?}");
+        assert_eq!(value(&reset, RATIO), None, "no negative delta exported");
+        assert_eq!(reset.headline, "too little activity to judge");
+        // The next cycle measures from the reset values again.
+        let next = check.evaluate(&config, &[counters("app", 20_050.0, 900.0, true)]);
+        assert_eq!(value(&next, RATIO), Some(1.0));
+    }
+
+    #[test]
+    fn a_database_without_block_accesses_has_no_ratio() {
+        let config = ChecksConfig::default();
+        let mut check = CacheHitRatio::default();
+        let out = check.evaluate(&config, &[counters("app", 0.0, 0.0, true)]);
+        assert_eq!(out.status(), Status::Ok);
+        assert_eq!(value(&out, SINCE_RESET), None);
     }
 }

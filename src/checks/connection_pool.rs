@@ -9,7 +9,10 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::rows::{col, fetch, fetch_one};
 use super::{Check, ChecksConfig, Context, Labelled, Outcome, at_least};
+
+const NAME: &str = "connection_pool";
 
 const POOL_MAX: &str = "pool_max_size";
 const POOL_MAX_HELP: &str = "pgwarden's pool capacity (pool_size + max_overflow).";
@@ -19,6 +22,8 @@ const POOL_WAITING: &str = "pool_waiting";
 const POOL_WAITING_HELP: &str = "Callers waiting for a pooled connection.";
 const SERVER_CONNECTIONS: &str = "server_connections";
 const SERVER_CONNECTIONS_HELP: &str = "Server client backends by pg_stat_activity state.";
+const SERVER_PGWARDEN: &str = "server_connections_pgwarden";
+const SERVER_PGWARDEN_HELP: &str = "pgwarden's own client backends on the server (application_name pgwarden), left out of server_connections.";
 const SERVER_MAX: &str = "server_max_connections";
 const SERVER_MAX_HELP: &str = "max_connections.";
 const SERVER_RESERVED: &str = "server_reserved_connections";
@@ -37,9 +42,17 @@ const STATES: [&str; 6] = [
     "disabled",
 ];
 
-const SERVER_SQL: &str = "SELECT coalesce(replace(replace(replace(state, ' (aborted)', '_aborted'), \
-     ' ', '_'), '(', ''), 'unknown'), count(*)::int8 \
-     FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1";
+/// pgwarden's own sessions are told apart by the `application_name` its
+/// pool sets.
+fn server_sql() -> String {
+    format!(
+        "SELECT coalesce(replace(replace(replace(state, ' (aborted)', '_aborted'), \
+         ' ', '_'), '(', ''), 'unknown'), \
+         application_name IS NOT DISTINCT FROM '{}', count(*)::int8 \
+         FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2",
+        crate::pool::APPLICATION_NAME
+    )
+}
 /// `reserved_connections` exists from PostgreSQL 16 (NULL before).
 const LIMITS_SQL: &str = "SELECT current_setting('max_connections')::int8, \
      current_setting('superuser_reserved_connections')::int8 \
@@ -49,11 +62,11 @@ pub struct ConnectionPool;
 
 impl Check for ConnectionPool {
     fn name(&self) -> &'static str {
-        "connection_pool"
+        NAME
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
-        vec![SERVER_SQL.into(), LIMITS_SQL.into()]
+        vec![server_sql(), LIMITS_SQL.into()]
     }
 
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
@@ -111,39 +124,84 @@ fn pool(ctx: &Context<'_>) -> Outcome {
     out
 }
 
+/// Client backends in one state, pgwarden's own (`application_name`) or not.
+#[derive(Debug)]
+struct StateCount {
+    state: String,
+    pgwarden: bool,
+    count: i64,
+}
+
+/// What the server answered: connections by state, max_connections, reserved slots.
+#[derive(Debug)]
+struct Server {
+    counts: Vec<StateCount>,
+    max: i64,
+    reserved: i64,
+}
+
 async fn server(ctx: &Context<'_>, out: &mut Outcome) -> Result<(), String> {
     let session = ctx.session().await?;
-    let by_state = session.query(SERVER_SQL).await?;
-    let limits_row = session.query_one(LIMITS_SQL).await?;
+    let counts = fetch(&session, NAME, &server_sql(), |r| {
+        Ok(StateCount {
+            state: col(r, 0)?,
+            pgwarden: col(r, 1)?,
+            count: col(r, 2)?,
+        })
+    })
+    .await?;
+    let (max, reserved) =
+        fetch_one(&session, NAME, LIMITS_SQL, |r| Ok((col(r, 0)?, col(r, 1)?))).await?;
     session.finish().await;
-    let (max, reserved): (i64, i64) = (limits_row.get(0), limits_row.get(1));
-    let counts: Vec<(String, i64)> = by_state.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let server = Server {
+        counts,
+        max,
+        reserved,
+    };
+    evaluate_server(ctx.config, &server, out);
+    out.set_headline(format!("{}, {}", out.headline, pool_headline(ctx)));
+    Ok(())
+}
+
+/// The per-state counts leave pgwarden's own sessions out (they are the
+/// monitor, not the application); the usage ratio counts every slot taken.
+fn evaluate_server(config: &ChecksConfig, server: &Server, out: &mut Outcome) {
+    let Server {
+        counts,
+        max,
+        reserved,
+    } = server;
+    let total: i64 = counts.iter().map(|c| c.count).sum();
+    let ours: i64 = counts.iter().filter(|c| c.pgwarden).map(|c| c.count).sum();
     for state in STATES {
-        let n = counts
+        let n: i64 = counts
             .iter()
-            .find(|(s, _)| s == state)
-            .map_or(0, |(_, n)| *n);
+            .filter(|c| !c.pgwarden && c.state == state)
+            .map(|c| c.count)
+            .sum();
         out.gauge(SERVER_CONNECTIONS, SERVER_CONNECTIONS_HELP, n as f64)
             .with("state", state);
     }
+    out.gauge(SERVER_PGWARDEN, SERVER_PGWARDEN_HELP, ours as f64);
     let usable = (max - reserved).max(1);
     let ratio = total as f64 / usable as f64;
-    out.gauge(SERVER_MAX, SERVER_MAX_HELP, max as f64);
-    out.gauge(SERVER_RESERVED, SERVER_RESERVED_HELP, reserved as f64);
+    out.gauge(SERVER_MAX, SERVER_MAX_HELP, *max as f64);
+    out.gauge(SERVER_RESERVED, SERVER_RESERVED_HELP, *reserved as f64);
     out.gauge(USAGE, USAGE_HELP, ratio);
-    let limits = &ctx.config.connection_pool;
+    let limits = &config.connection_pool;
     out.flag(
         at_least(ratio, limits.warning.get(), limits.critical.get()),
         format!("server connections {total}/{usable} in use"),
     );
-    let headline = format!("server {total}/{usable} ({:.0}%)", ratio * 100.0);
+    out.set_headline(format!(
+        "server {total}/{usable} ({:.0}%, {ours} pgwarden's)",
+        ratio * 100.0
+    ));
     out.detail(
         "server",
-        json!({"connections": total, "max_connections": max, "reserved": reserved}),
+        json!({"connections": total, "pgwarden_connections": ours,
+               "max_connections": max, "reserved": reserved}),
     );
-    out.set_headline(format!("{headline}, {}", pool_headline(ctx)));
-    Ok(())
 }
 
 fn pool_headline(ctx: &Context<'_>) -> String {
@@ -153,4 +211,67 @@ fn pool_headline(ctx: &Context<'_>) -> String {
         s.size.saturating_sub(s.available),
         s.max_size
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn count(state: &str, pgwarden: bool, count: i64) -> StateCount {
+        StateCount {
+            state: state.into(),
+            pgwarden,
+            count,
+        }
+    }
+
+    fn value(out: &Outcome, metric: &str, state: Option<&str>) -> f64 {
+        out.measurements
+            .iter()
+            .find(|m| m.metric == metric && state.is_none_or(|s| m.labels[0].1 == s))
+            .map_or(f64::NAN, |m| m.value)
+    }
+
+    #[test]
+    fn pgwarden_sessions_are_left_out_of_the_states_but_count_in_the_ratio() {
+        let config = ChecksConfig::default();
+        let server = Server {
+            counts: vec![
+                count("active", false, 1),
+                count("active", true, 2),
+                count("idle_in_transaction", true, 4),
+                count("idle", false, 3),
+            ],
+            max: 13,
+            reserved: 3,
+        };
+        let mut out = Outcome::new("");
+        evaluate_server(&config, &server, &mut out);
+        assert_eq!(value(&out, SERVER_CONNECTIONS, Some("active")), 1.0);
+        assert_eq!(value(&out, SERVER_CONNECTIONS, Some("idle")), 3.0);
+        assert_eq!(
+            value(&out, SERVER_CONNECTIONS, Some("idle_in_transaction")),
+            0.0
+        );
+        assert_eq!(value(&out, SERVER_CONNECTIONS, Some("disabled")), 0.0);
+        assert_eq!(value(&out, SERVER_PGWARDEN, None), 6.0);
+        assert_eq!(value(&out, USAGE, None), 1.0);
+        assert_eq!(out.status(), Status::Critical, "{out:?}");
+        assert_eq!(out.headline, "server 10/10 (100%, 6 pgwarden's)");
+    }
+
+    #[test]
+    fn a_server_below_the_ratio_is_ok() {
+        let config = ChecksConfig::default();
+        let server = Server {
+            counts: vec![count("idle", false, 5)],
+            max: 100,
+            reserved: 3,
+        };
+        let mut out = Outcome::new("");
+        evaluate_server(&config, &server, &mut out);
+        assert_eq!(out.status(), Status::Ok, "{out:?}");
+        assert_eq!(value(&out, SERVER_PGWARDEN, None), 0.0);
+    }
 }

@@ -5,8 +5,9 @@
 //! The probe goes through the pool (so pgwarden never holds more connections
 //! than `pool_size + max_overflow`, and a server that restarted is seen at
 //! once: its dead pooled connections are discarded and a new one is made).
-//! Only when the pool is exhausted does it connect on its own, because an
-//! exhausted pool must not make a healthy server look down.
+//! Only when the pool is exhausted does it connect beside it (through the
+//! pool's gate, the one extra attempt it allows), because an exhausted pool
+//! must not make a healthy server look down.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -38,7 +39,7 @@ pub async fn probe(target: &crate::pool::Target) -> ServerInfo {
     let status = target.pool.status();
     let exhausted = status.available == 0 && status.size >= status.max_size;
     let r = if exhausted {
-        crate::pool::probe(&target.config).await
+        crate::pool::probe_beside_pool(&target.pool, &target.config).await
     } else {
         crate::pool::probe_pool(&target.pool, &target.config).await
     };
@@ -125,5 +126,44 @@ mod tests {
     fn version_numbers_follow_server_version_num() {
         assert_eq!(super::version_num("15.8 (Debian 15.8-1.pgdg120+1)"), 150008);
         assert_eq!(super::version_num("16.2"), 160002);
+    }
+}
+
+#[cfg(test)]
+mod evaluation {
+    use super::*;
+
+    fn server(reachable: bool, latency_seconds: f64) -> ServerInfo {
+        ServerInfo {
+            reachable,
+            message: "connection refused; is the server running?".into(),
+            latency_seconds,
+            version: "15.8 (Debian)".into(),
+            version_num: 150008,
+            in_recovery: false,
+        }
+    }
+
+    #[test]
+    fn latency_is_judged_against_the_limits() {
+        let config = ChecksConfig::default();
+        let ok = evaluate(&server(true, 0.01), &config);
+        assert_eq!(ok.status(), Status::Ok, "{ok:?}");
+        assert_eq!(ok.headline, "10 ms, PostgreSQL 15.8, primary");
+        let slow = config.connectivity.latency_critical.get().as_secs_f64() + 0.5;
+        assert_eq!(
+            evaluate(&server(true, slow), &config).status(),
+            Status::Critical
+        );
+    }
+
+    #[test]
+    fn an_unreachable_server_is_critical_with_the_reason() {
+        let out = evaluate(&server(false, 0.0), &ChecksConfig::default());
+        assert_eq!(out.status(), Status::Critical);
+        assert_eq!(out.headline, "unreachable");
+        assert!(out.problems[0].contains("connection refused"), "{out:?}");
+        // No version or recovery gauges for a server that did not answer.
+        assert_eq!(out.measurements.len(), 1);
     }
 }

@@ -13,8 +13,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::rows::{col, fetch, opt};
 use super::{Check, ChecksConfig, Context, Labelled, Outcome, USER_SCHEMAS, at_least_unless_zero};
 use crate::report::human_bytes;
+
+const NAME: &str = "disk_usage";
 
 const DB_SIZE: &str = "database_size_bytes";
 const DB_SIZE_HELP: &str = "Size of each database.";
@@ -45,7 +48,7 @@ pub struct DiskUsage {
 
 impl Check for DiskUsage {
     fn name(&self) -> &'static str {
-        "disk_usage"
+        NAME
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
@@ -55,25 +58,47 @@ impl Check for DiskUsage {
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
-            let databases = session.query(DATABASES_SQL).await?;
-            let tables = session.query(&tables_sql(ctx.top_n())).await?;
+            let databases = fetch(&session, NAME, DATABASES_SQL, sized).await?;
+            let tables = fetch(&session, NAME, &tables_sql(ctx.top_n()), sized).await?;
             session.finish().await;
-            let databases: Vec<(String, f64)> =
-                databases.iter().map(|r| (r.get(0), r.get(1))).collect();
-            let tables: Vec<(String, f64)> = tables.iter().map(|r| (r.get(0), r.get(1))).collect();
             Ok(self.evaluate(ctx.config, &databases, &tables))
         }
         .boxed()
     }
 }
 
+/// A database or table and its size: NULL when it was dropped while we
+/// looked (`pg_database_size`, `pg_total_relation_size` of a gone object).
+#[derive(Debug)]
+struct Sized {
+    name: String,
+    bytes: Option<f64>,
+}
+
+fn sized(row: &tokio_postgres::Row) -> Result<Sized, String> {
+    Ok(Sized {
+        name: col(row, 0)?,
+        bytes: opt(row, 1)?,
+    })
+}
+
+/// The objects that still exist, with their sizes: one dropped during the
+/// cycle is no longer the operator's concern, so it is skipped, not an error.
+fn present(all: &[Sized]) -> Vec<(&str, f64)> {
+    all.iter()
+        .filter_map(|s| Some((s.name.as_str(), s.bytes?)))
+        .collect()
+}
+
 impl DiskUsage {
     fn evaluate(
         &mut self,
         config: &ChecksConfig,
-        databases: &[(String, f64)],
-        tables: &[(String, f64)],
+        databases: &[Sized],
+        tables: &[Sized],
     ) -> Outcome {
+        let databases = present(databases);
+        let tables = present(tables);
         let total: f64 = databases.iter().map(|(_, size)| size).sum();
         let mut out = Outcome::new(format!(
             "{} database(s), {}",
@@ -83,7 +108,7 @@ impl DiskUsage {
         let limits = &config.disk_usage;
         let mut current = HashMap::new();
         for (name, size) in databases {
-            out.gauge(DB_SIZE, DB_SIZE_HELP, *size)
+            out.gauge(DB_SIZE, DB_SIZE_HELP, size)
                 .with("database", name);
             if let Some(before) = self.previous.get(name) {
                 out.gauge(GROWTH, GROWTH_HELP, size - before)
@@ -91,18 +116,18 @@ impl DiskUsage {
             }
             out.flag(
                 at_least_unless_zero(
-                    *size,
+                    size,
                     limits.database_bytes_warning as f64,
                     limits.database_bytes_critical as f64,
                 ),
-                format!("database {name} is {}", human_bytes(*size)),
+                format!("database {name} is {}", human_bytes(size)),
             );
-            current.insert(name.clone(), *size);
+            current.insert(name.to_string(), size);
         }
         self.previous = current;
-        for (table, size) in tables {
+        for (table, size) in &tables {
             out.gauge(TABLE_SIZE, TABLE_SIZE_HELP, *size)
-                .with("table", table);
+                .with("table", *table);
         }
         out.detail(
             "top_tables",
@@ -112,5 +137,68 @@ impl DiskUsage {
                 .collect::<Vec<_>>(),
         );
         out
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn sized(name: &str, bytes: Option<f64>) -> Sized {
+        Sized {
+            name: name.into(),
+            bytes,
+        }
+    }
+
+    fn value(out: &Outcome, metric: &str, label: &str) -> Option<f64> {
+        out.measurements
+            .iter()
+            .find(|m| m.metric == metric && m.labels.iter().any(|(_, v)| v == label))
+            .map(|m| m.value)
+    }
+
+    #[test]
+    fn a_database_over_the_limit_is_flagged_and_growth_follows_the_previous_cycle() {
+        let mut config = ChecksConfig::default();
+        config.disk_usage.database_bytes_warning = 1000;
+        config.disk_usage.database_bytes_critical = 5000;
+        let mut check = DiskUsage::default();
+        let first = check.evaluate(&config, &[sized("app", Some(500.0))], &[]);
+        assert_eq!(first.status(), Status::Ok);
+        assert_eq!(
+            value(&first, GROWTH, "app"),
+            None,
+            "no growth on the first cycle"
+        );
+        let second = check.evaluate(&config, &[sized("app", Some(1500.0))], &[]);
+        assert_eq!(second.status(), Status::Warning, "{second:?}");
+        assert_eq!(value(&second, GROWTH, "app"), Some(1000.0));
+    }
+
+    #[test]
+    fn a_database_or_table_dropped_during_the_cycle_is_skipped() {
+        let config = ChecksConfig::default();
+        let mut check = DiskUsage::default();
+        check.evaluate(
+            &config,
+            &[sized("app", Some(10.0)), sized("old", Some(99.0))],
+            &[],
+        );
+        let out = check.evaluate(
+            &config,
+            &[sized("app", Some(30.0)), sized("old", None)],
+            &[sized("public.gone", None), sized("public.kept", Some(8.0))],
+        );
+        assert_eq!(out.status(), Status::Ok, "{out:?}");
+        assert_eq!(out.headline, "1 database(s), 30.0 B");
+        assert_eq!(value(&out, DB_SIZE, "old"), None);
+        assert_eq!(value(&out, GROWTH, "old"), None);
+        assert_eq!(value(&out, GROWTH, "app"), Some(20.0));
+        assert_eq!(value(&out, TABLE_SIZE, "public.gone"), None);
+        assert_eq!(value(&out, TABLE_SIZE, "public.kept"), Some(8.0));
+        // Gone from the previous cycle too: no growth when a new one takes its name.
+        let again = check.evaluate(&config, &[sized("old", Some(5.0))], &[]);
+        assert_eq!(value(&again, GROWTH, "old"), None);
     }
 }

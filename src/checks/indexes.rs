@@ -14,8 +14,11 @@ use futures::future::BoxFuture;
 use serde_json::json;
 use tokio_postgres::Row;
 
+use super::rows::{col, fetch};
 use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS};
 use crate::report::Status;
+
+const NAME: &str = "indexes";
 
 const INVALID: &str = "indexes_invalid";
 const INVALID_HELP: &str = "Indexes with indisvalid = false.";
@@ -76,25 +79,31 @@ fn duplicates_sql(top_n: usize) -> String {
     )
 }
 
+#[derive(Debug, Default)]
 struct Listed {
     count: i64,
     bytes: f64,
     names: Vec<(String, f64)>,
 }
 
-fn listed(rows: &[Row]) -> Listed {
+/// Rows of (count over all, bytes over all, name, bytes); no rows is nothing found.
+fn listed(rows: Vec<(i64, f64, String, f64)>) -> Listed {
     Listed {
-        count: rows.first().map_or(0, |r| r.get(0)),
-        bytes: rows.first().map_or(0.0, |r| r.get(1)),
-        names: rows.iter().map(|r| (r.get(2), r.get(3))).collect(),
+        count: rows.first().map_or(0, |r| r.0),
+        bytes: rows.first().map_or(0.0, |r| r.1),
+        names: rows.into_iter().map(|r| (r.2, r.3)).collect(),
     }
+}
+
+fn read(row: &Row) -> Result<(i64, f64, String, f64), String> {
+    Ok((col(row, 0)?, col(row, 1)?, col(row, 2)?, col(row, 3)?))
 }
 
 pub struct Indexes;
 
 impl Check for Indexes {
     fn name(&self) -> &'static str {
-        "indexes"
+        NAME
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
@@ -106,9 +115,9 @@ impl Check for Indexes {
         async move {
             let n = ctx.top_n();
             let session = ctx.session().await?;
-            let invalid = listed(&session.query(&invalid_sql(n)).await?);
-            let unused = listed(&session.query(&unused_sql(n)).await?);
-            let duplicates = listed(&session.query(&duplicates_sql(n)).await?);
+            let invalid = listed(fetch(&session, NAME, &invalid_sql(n), read).await?);
+            let unused = listed(fetch(&session, NAME, &unused_sql(n), read).await?);
+            let duplicates = listed(fetch(&session, NAME, &duplicates_sql(n), read).await?);
             session.finish().await;
             Ok(evaluate(ctx.config, &invalid, &unused, &duplicates))
         }
@@ -181,4 +190,50 @@ fn evaluate(
         duplicates.names.iter().map(|(n, _)| n).collect::<Vec<_>>(),
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_found_is_ok() {
+        let config = ChecksConfig::default();
+        let none = listed(vec![]);
+        let out = evaluate(&config, &none, &none, &none);
+        assert_eq!(out.status(), Status::Ok, "{out:?}");
+        assert_eq!(out.headline, "0 invalid, 0 unused (0.0 B), 0 duplicate");
+    }
+
+    #[test]
+    fn only_unused_indexes_over_the_size_limit_warn() {
+        let mut config = ChecksConfig::default();
+        config.indexes.unused_min_bytes = 1_000_000;
+        let none = Listed::default();
+        let small = listed(vec![(1, 8192.0, "public.t_a".into(), 8192.0)]);
+        let out = evaluate(&config, &none, &small, &none);
+        assert_eq!(out.status(), Status::Ok, "{out:?}");
+        let big = listed(vec![
+            (2, 2_008_192.0, "public.t_b".into(), 2_000_000.0),
+            (2, 2_008_192.0, "public.t_a".into(), 8192.0),
+        ]);
+        let out = evaluate(&config, &none, &big, &none);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        assert_eq!(out.problems, ["warning: never scanned: public.t_b"]);
+    }
+
+    #[test]
+    fn invalid_and_duplicate_indexes_warn_naming_them() {
+        let config = ChecksConfig::default();
+        let none = Listed::default();
+        let invalid = listed(vec![(1, 8192.0, "public.t_ccic".into(), 8192.0)]);
+        let dup = listed(vec![(1, 8192.0, "public.t_a = public.t_a2".into(), 8192.0)]);
+        let out = evaluate(&config, &invalid, &none, &dup);
+        assert_eq!(out.status(), Status::Warning);
+        assert!(out.problems[0].contains("public.t_ccic"), "{out:?}");
+        assert!(
+            out.problems[1].contains("public.t_a = public.t_a2"),
+            "{out:?}"
+        );
+    }
 }

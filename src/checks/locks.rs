@@ -8,8 +8,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::rows::{col, fetch, fetch_one, query_text};
 use super::{Check, ChecksConfig, Context, Labelled, Outcome, at_least};
 use crate::report::Status;
+
+const NAME: &str = "locks";
 
 const BLOCKED: &str = "blocked_sessions";
 const BLOCKED_HELP: &str = "Sessions waiting on a lock held by another.";
@@ -54,7 +57,7 @@ pub struct Locks {
 
 impl Check for Locks {
     fn name(&self) -> &'static str {
-        "locks"
+        NAME
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
@@ -68,37 +71,59 @@ impl Check for Locks {
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
-            let version: i32 = session.query_one(VERSION_SQL).await?.get(0);
-            let sessions = session.query(&sessions_sql(version.into())).await?;
-            let deadlocks = session.query(DEADLOCKS_SQL).await?;
+            let version: i32 = fetch_one(&session, NAME, VERSION_SQL, |r| col(r, 0)).await?;
+            let sql = sessions_sql(version.into());
+            let sessions = fetch(&session, NAME, &sql, |r| {
+                Ok(Waiter {
+                    pid: col(r, 0)?,
+                    blocked_by: col(r, 1)?,
+                    waited: col(r, 2)?,
+                    user: col(r, 3)?,
+                    database: col(r, 4)?,
+                    state: col(r, 5)?,
+                    query: query_text(r, 6)?,
+                })
+            })
+            .await?;
+            let deadlocks = fetch(&session, NAME, DEADLOCKS_SQL, |r| {
+                Ok((col(r, 0)?, col(r, 1)?))
+            })
+            .await?;
             session.finish().await;
             let mut out = blocking(ctx.config, &sessions);
-            let counts: HashMap<String, f64> =
-                deadlocks.iter().map(|r| (r.get(0), r.get(1))).collect();
-            self.deadlocks(&counts, &mut out);
+            self.deadlocks(&deadlocks.into_iter().collect(), &mut out);
             Ok(out)
         }
         .boxed()
     }
 }
 
-fn blocking(config: &ChecksConfig, rows: &[tokio_postgres::Row]) -> Outcome {
+/// A blocked session (`blocked_by` not empty) or one blocking another.
+#[derive(Debug)]
+struct Waiter {
+    pid: i32,
+    blocked_by: Vec<i32>,
+    waited: f64,
+    user: String,
+    database: String,
+    state: String,
+    query: String,
+}
+
+fn blocking(config: &ChecksConfig, waiters: &[Waiter]) -> Outcome {
     let mut blocked = Vec::new();
     let mut blockers = Vec::new();
     let mut longest = 0.0f64;
-    for row in rows {
-        let by: Vec<i32> = row.get(1);
+    for w in waiters {
         let entry = json!({
-            "pid": row.get::<_, i32>(0), "blocked_by": by, "user": row.get::<_, String>(3),
-            "database": row.get::<_, String>(4), "state": row.get::<_, String>(5),
-            "query": row.get::<_, String>(6),
+            "pid": w.pid, "blocked_by": w.blocked_by, "user": w.user,
+            "database": w.database, "state": w.state, "query": w.query,
         });
-        if by.is_empty() {
+        if w.blocked_by.is_empty() {
             blockers.push(entry);
         } else {
-            let waited: f64 = row.get(2);
-            longest = longest.max(waited);
-            blocked.push((waited, entry));
+            longest = longest.max(w.waited);
+            blocked.push((w.waited, entry));
         }
     }
     blocked.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -152,5 +177,80 @@ impl Locks {
         }
         out.detail("deadlocks_since_previous_cycle", new);
         self.previous = Some(counts.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiter(pid: i32, blocked_by: Vec<i32>, waited: f64, query: &str) -> Waiter {
+        Waiter {
+            pid,
+            blocked_by,
+            waited,
+            user: "app".into(),
+            database: "app".into(),
+            state: "active".into(),
+            query: query.into(),
+        }
+    }
+
+    fn counts(pairs: &[(&str, f64)]) -> HashMap<String, f64> {
+        pairs.iter().map(|(d, n)| (d.to_string(), *n)).collect()
+    }
+
+    #[test]
+    fn a_long_lock_wait_is_flagged_naming_the_waiter_and_the_blocker() {
+        let config = ChecksConfig::default();
+        let critical = config.locks.wait_critical.get().as_secs_f64();
+        let out = blocking(
+            &config,
+            &[
+                waiter(10, vec![], 0.0, "LOCK t"),
+                waiter(11, vec![10], critical + 1.0, "SELECT 1"),
+            ],
+        );
+        assert_eq!(out.status(), Status::Critical, "{out:?}");
+        assert!(out.problems[0].contains("pid 11 waits"), "{out:?}");
+        assert_eq!(out.details["blockers"][0]["pid"], 10);
+        let quiet = blocking(&config, &[]);
+        assert_eq!(quiet.status(), Status::Ok);
+    }
+
+    #[test]
+    fn a_blocker_without_query_text_is_listed_as_unavailable() {
+        let config = ChecksConfig::default();
+        let out = blocking(
+            &config,
+            &[
+                waiter(10, vec![], 0.0, super::super::rows::QUERY_UNAVAILABLE),
+                waiter(11, vec![10], 0.5, "SELECT 1"),
+            ],
+        );
+        assert_eq!(
+            out.details["blockers"][0]["query"],
+            "(query text unavailable)"
+        );
+    }
+
+    #[test]
+    fn new_deadlocks_warn_and_a_counter_going_backwards_is_not_negative() {
+        let mut check = Locks::default();
+        let mut out = Outcome::new("");
+        check.deadlocks(&counts(&[("app", 5.0)]), &mut out);
+        assert_eq!(out.status(), Status::Ok, "the first cycle has no baseline");
+        let mut out = Outcome::new("");
+        check.deadlocks(&counts(&[("app", 7.0), ("new", 3.0)]), &mut out);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        assert_eq!(out.details["deadlocks_since_previous_cycle"], 2.0);
+        // pg_stat_reset(): the counter restarts at 0.
+        let mut out = Outcome::new("");
+        check.deadlocks(&counts(&[("app", 0.0), ("new", 3.0)]), &mut out);
+        assert_eq!(out.status(), Status::Ok, "{out:?}");
+        assert_eq!(out.details["deadlocks_since_previous_cycle"], 0.0);
+        let mut out = Outcome::new("");
+        check.deadlocks(&counts(&[("app", 1.0), ("new", 3.0)]), &mut out);
+        assert_eq!(out.details["deadlocks_since_previous_cycle"], 1.0);
     }
 }

@@ -9,8 +9,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::rows::{col, fetch, query_text};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::config::Duration;
+
+const NAME: &str = "long_queries";
 
 const LONG_QUERIES: &str = "long_queries";
 const LONG_QUERIES_HELP: &str = "Active queries running longer than query_warning.";
@@ -35,6 +38,7 @@ const SESSIONS_SQL: &str = "SELECT pid, coalesce(usename::text, ''), coalesce(da
      WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \
        AND datname = current_database() AND xact_start IS NOT NULL";
 
+#[derive(Debug)]
 struct Session {
     pid: i32,
     user: String,
@@ -50,7 +54,7 @@ pub struct LongQueries;
 
 impl Check for LongQueries {
     fn name(&self) -> &'static str {
-        "long_queries"
+        NAME
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
@@ -60,21 +64,20 @@ impl Check for LongQueries {
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
-            let rows = session.query(SESSIONS_SQL).await?;
-            session.finish().await;
-            let sessions: Vec<Session> = rows
-                .iter()
-                .map(|r| Session {
-                    pid: r.get(0),
-                    user: r.get(1),
-                    database: r.get(2),
-                    state: r.get(3),
-                    query_seconds: r.get(4),
-                    xact_seconds: r.get(5),
-                    state_seconds: r.get(6),
-                    query: r.get(7),
+            let sessions = fetch(&session, NAME, SESSIONS_SQL, |r| {
+                Ok(Session {
+                    pid: col(r, 0)?,
+                    user: col(r, 1)?,
+                    database: col(r, 2)?,
+                    state: col(r, 3)?,
+                    query_seconds: col(r, 4)?,
+                    xact_seconds: col(r, 5)?,
+                    state_seconds: col(r, 6)?,
+                    query: query_text(r, 7)?,
                 })
-                .collect();
+            })
+            .await?;
+            session.finish().await;
             Ok(evaluate(ctx.config, &sessions))
         }
         .boxed()
@@ -201,4 +204,79 @@ fn offenders(sessions: &[&Session], top: usize) -> Vec<serde_json::Value> {
                    "state_seconds": s.state_seconds, "query": s.query})
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn session(pid: i32, state: &str, seconds: f64, query: &str) -> Session {
+        Session {
+            pid,
+            user: "app".into(),
+            database: "app".into(),
+            state: state.into(),
+            query_seconds: seconds,
+            xact_seconds: seconds,
+            state_seconds: seconds,
+            query: query.into(),
+        }
+    }
+
+    fn value(out: &Outcome, metric: &str) -> f64 {
+        out.measurements
+            .iter()
+            .find(|m| m.metric == metric)
+            .map_or(f64::NAN, |m| m.value)
+    }
+
+    #[test]
+    fn queries_and_idle_transactions_over_their_limits_are_flagged() {
+        let config = ChecksConfig::default();
+        let limits = &config.long_queries;
+        let query_critical = limits.query_critical.get().as_secs_f64();
+        let idle_warning = limits.idle_in_transaction_warning.get().as_secs_f64();
+        let out = evaluate(
+            &config,
+            &[
+                session(1, "active", query_critical + 1.0, "SELECT pg_sleep(600)"),
+                session(
+                    2,
+                    "idle in transaction",
+                    idle_warning + 1.0,
+                    "UPDATE t SET a = 1",
+                ),
+                session(3, "active", 0.1, "SELECT 1"),
+            ],
+        );
+        assert_eq!(out.status(), Status::Critical, "{out:?}");
+        assert_eq!(value(&out, LONG_QUERIES), 1.0);
+        assert_eq!(value(&out, LONG_QUERY_MAX), query_critical + 1.0);
+        assert_eq!(value(&out, IDLE_IN_TX), 1.0);
+        assert_eq!(out.details["long_queries"][0]["pid"], 1);
+        assert_eq!(out.details["idle_in_transaction"][0]["pid"], 2);
+        let quiet = evaluate(&config, &[session(3, "active", 0.1, "SELECT 1")]);
+        assert_eq!(quiet.status(), Status::Ok, "{quiet:?}");
+    }
+
+    #[test]
+    fn a_session_without_query_text_is_still_counted_and_shown_as_unavailable() {
+        let config = ChecksConfig::default();
+        let seconds = config.long_queries.query_critical.get().as_secs_f64() + 1.0;
+        let out = evaluate(
+            &config,
+            &[session(
+                7,
+                "active",
+                seconds,
+                super::super::rows::QUERY_UNAVAILABLE,
+            )],
+        );
+        assert_eq!(out.status(), Status::Critical);
+        assert_eq!(
+            out.details["long_queries"][0]["query"],
+            "(query text unavailable)"
+        );
+    }
 }

@@ -23,11 +23,13 @@ mod locks;
 mod long_queries;
 mod performance;
 mod replication;
+pub mod rows;
 mod session;
 mod table_integrity;
 
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 
 pub use self::config::*;
@@ -80,9 +82,9 @@ pub trait Check: Send {
 /// What a check gets: the target, its thresholds, what the connect step learned.
 pub struct Context<'a> {
     pub target: &'a TargetConfig,
-    pub pool: &'a deadpool_postgres::Pool,
+    pub pool: &'a crate::pool::Pool,
     /// pgwarden's own pool as it was when the cycle began.
-    pub pool_status: deadpool_postgres::Status,
+    pub pool_status: crate::pool::Status,
     pub config: &'a ChecksConfig,
     /// What this cycle's connect probe learned.
     pub server: ServerInfo,
@@ -312,7 +314,9 @@ pub fn check_name(name: &str) -> Result<&'static str, String> {
 }
 
 /// Run one check, bounded: the server-side timeouts stop its queries, and
-/// this outer bound covers a server that stops answering altogether.
+/// this outer bound covers a server that stops answering altogether. A
+/// check that panics reports `error` for itself alone; the cycle, the
+/// other checks and the collector go on.
 async fn run_one(check: &mut dyn Check, ctx: &Context<'_>) -> CheckResult {
     let started = Instant::now();
     let name = check.name();
@@ -320,12 +324,33 @@ async fn run_one(check: &mut dyn Check, ctx: &Context<'_>) -> CheckResult {
     // when the pool is smaller than the cycle), then its own queries.
     let timeout = ctx.config.timeout.get();
     let bound = 2 * timeout + ctx.target.pool_timeout.get() + Duration::from_secs(1);
-    let outcome = match tokio::time::timeout(bound, check.run(ctx)).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(message)) => failed(message),
-        Err(_) => failed(format!("timed out after {bound:?}")),
+    let running = std::panic::AssertUnwindSafe(async {
+        // Tests make one check panic with FAILPOINTS=check.<name>=panic.
+        fail::fail_point!(&format!("check.{name}"));
+        tokio::time::timeout(bound, check.run(ctx)).await
+    });
+    let outcome = match running.catch_unwind().await {
+        Ok(Ok(Ok(outcome))) => outcome,
+        Ok(Ok(Err(message))) => failed(message),
+        Ok(Err(_)) => failed(format!("timed out after {bound:?}")),
+        Err(panic) => {
+            let why = panic_message(panic.as_ref());
+            tracing::error!(check = name, "the check panicked: {why}");
+            failed(format!(
+                "internal error: the check panicked ({why}); the other checks are unaffected; please report this"
+            ))
+        }
     };
     outcome.into_result(name, started.elapsed())
+}
+
+/// The text of a panic payload (`panic!` with a literal or a format).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 fn failed(message: String) -> Outcome {

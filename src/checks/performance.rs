@@ -8,7 +8,10 @@ use std::time::Instant;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use super::rows::{col, fetch, query_text, typed};
 use super::{Check, ChecksConfig, Context, Labelled, Outcome, Session, at_least, quote_ident};
+
+const NAME: &str = "performance";
 
 const PROBE: &str = "probe_latency_seconds";
 const PROBE_HELP: &str = "Latency of the performance probe query.";
@@ -38,7 +41,7 @@ pub struct Performance;
 
 impl Check for Performance {
     fn name(&self) -> &'static str {
-        "performance"
+        NAME
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
@@ -54,66 +57,176 @@ impl Check for Performance {
             let started = Instant::now();
             session.query(PROBE_SQL).await?;
             let latency = started.elapsed().as_secs_f64();
-            let mut out = Outcome::new(format!("probe {:.1} ms", latency * 1000.0));
-            out.gauge(PROBE, PROBE_HELP, latency);
-            let limits = &ctx.config.performance;
-            out.flag(
-                at_least(
-                    latency,
-                    limits.probe_warning.get().as_secs_f64(),
-                    limits.probe_critical.get().as_secs_f64(),
-                ),
-                format!(
-                    "probe latency over {} / {}",
-                    limits.probe_warning, limits.probe_critical
-                ),
-            );
-            statements(&session, ctx.top_n(), &mut out).await?;
+            let statements = statements(&session, ctx.top_n()).await?;
             session.finish().await;
-            Ok(out)
+            Ok(evaluate(ctx.config, latency, &statements))
         }
         .boxed()
     }
 }
 
-/// The top-N statements, or a note why there are none (never a failure).
-async fn statements(session: &Session, top_n: usize, out: &mut Outcome) -> Result<(), String> {
-    let schema: Option<String> = session
-        .query(EXTENSION_SQL)
+/// One of the top-N statements by total time.
+#[derive(Debug)]
+struct Statement {
+    calls: f64,
+    mean: f64,
+    max: f64,
+    /// [`QUERY_UNAVAILABLE`](super::rows::QUERY_UNAVAILABLE) when the server
+    /// has no text for it (e.g. the text file was garbage-collected).
+    query: String,
+    queryid: String,
+}
+
+/// What pg_stat_statements gave.
+#[derive(Debug)]
+enum Statements {
+    NotInstalled,
+    Unreadable(String),
+    Top(Vec<Statement>),
+}
+
+/// The top-N statements, or why there are none (never a failure).
+async fn statements(session: &Session, top_n: usize) -> Result<Statements, String> {
+    let schema: Option<String> = fetch(session, NAME, EXTENSION_SQL, |r| col(r, 0))
         .await?
-        .first()
-        .map(|r| r.get(0));
+        .into_iter()
+        .next();
     let Some(schema) = schema else {
-        out.gauge(AVAILABLE, AVAILABLE_HELP, 0.0);
-        out.detail("pg_stat_statements", "not installed in this database");
-        return Ok(());
+        return Ok(Statements::NotInstalled);
     };
     // Last query of the session: if the library is not preloaded this fails
     // and aborts the transaction, which no later query needs.
-    let rows = match session.query(&statements_sql(&schema, top_n)).await {
+    let sql = statements_sql(&schema, top_n);
+    let rows = match session.query(&sql).await {
         Ok(rows) => rows,
-        Err(e) => {
+        Err(e) => return Ok(Statements::Unreadable(e)),
+    };
+    let top = typed(NAME, &sql, &rows, |r| {
+        Ok(Statement {
+            calls: col(r, 0)?,
+            mean: col(r, 1)?,
+            max: col(r, 2)?,
+            query: query_text(r, 3)?,
+            queryid: col(r, 4)?,
+        })
+    })?;
+    Ok(Statements::Top(top))
+}
+
+fn evaluate(config: &ChecksConfig, latency: f64, statements: &Statements) -> Outcome {
+    let mut out = Outcome::new(format!("probe {:.1} ms", latency * 1000.0));
+    out.gauge(PROBE, PROBE_HELP, latency);
+    let limits = &config.performance;
+    out.flag(
+        at_least(
+            latency,
+            limits.probe_warning.get().as_secs_f64(),
+            limits.probe_critical.get().as_secs_f64(),
+        ),
+        format!(
+            "probe latency over {} / {}",
+            limits.probe_warning, limits.probe_critical
+        ),
+    );
+    let top = match statements {
+        Statements::NotInstalled => {
+            out.gauge(AVAILABLE, AVAILABLE_HELP, 0.0);
+            out.detail("pg_stat_statements", "not installed in this database");
+            return out;
+        }
+        Statements::Unreadable(e) => {
             out.gauge(AVAILABLE, AVAILABLE_HELP, 0.0);
             out.detail(
                 "pg_stat_statements",
                 format!("installed but unreadable: {e}"),
             );
-            return Ok(());
+            return out;
         }
+        Statements::Top(top) => top,
     };
     out.gauge(AVAILABLE, AVAILABLE_HELP, 1.0);
-    let mut top = Vec::new();
-    for (index, row) in rows.iter().enumerate() {
+    let mut listed = Vec::new();
+    for (index, s) in top.iter().enumerate() {
         let rank = (index + 1).to_string();
-        let (calls, mean, max): (f64, f64, f64) = (row.get(0), row.get(1), row.get(2));
-        out.gauge(MEAN, MEAN_HELP, mean).with("rank", &rank);
-        out.gauge(MAX, MAX_HELP, max).with("rank", &rank);
-        out.gauge(CALLS, CALLS_HELP, calls).with("rank", &rank);
-        top.push(serde_json::json!({
-            "rank": index + 1, "calls": calls, "mean_seconds": mean, "max_seconds": max,
-            "query": row.get::<_, String>(3), "queryid": row.get::<_, String>(4),
+        out.gauge(MEAN, MEAN_HELP, s.mean).with("rank", &rank);
+        out.gauge(MAX, MAX_HELP, s.max).with("rank", &rank);
+        out.gauge(CALLS, CALLS_HELP, s.calls).with("rank", &rank);
+        listed.push(serde_json::json!({
+            "rank": index + 1, "calls": s.calls, "mean_seconds": s.mean, "max_seconds": s.max,
+            "query": s.query, "queryid": s.queryid,
         }));
     }
-    out.detail("top_statements", top);
-    Ok(())
+    out.detail("top_statements", listed);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Status;
+
+    fn statement(calls: f64, query: &str) -> Statement {
+        Statement {
+            calls,
+            mean: 0.002,
+            max: 0.5,
+            query: query.into(),
+            queryid: "42".into(),
+        }
+    }
+
+    #[test]
+    fn a_slow_probe_is_flagged_against_the_limits() {
+        let config = ChecksConfig::default();
+        let limits = &config.performance;
+        let ok = evaluate(&config, 0.0001, &Statements::NotInstalled);
+        assert_eq!(ok.status(), Status::Ok, "{ok:?}");
+        let slow = limits.probe_critical.get().as_secs_f64() + 0.1;
+        let out = evaluate(&config, slow, &Statements::NotInstalled);
+        assert_eq!(out.status(), Status::Critical, "{out:?}");
+        let slowish = limits.probe_warning.get().as_secs_f64();
+        assert_eq!(
+            evaluate(&config, slowish, &Statements::NotInstalled).status(),
+            Status::Warning
+        );
+    }
+
+    #[test]
+    fn the_top_statements_are_ranked_and_a_missing_text_is_shown_as_unavailable() {
+        let config = ChecksConfig::default();
+        let top = Statements::Top(vec![
+            statement(10.0, "SELECT 1"),
+            statement(3.0, super::super::rows::QUERY_UNAVAILABLE),
+        ]);
+        let out = evaluate(&config, 0.0001, &top);
+        assert_eq!(out.status(), Status::Ok);
+        let calls: Vec<(String, f64)> = out
+            .measurements
+            .iter()
+            .filter(|m| m.metric == CALLS)
+            .map(|m| (m.labels[0].1.clone(), m.value))
+            .collect();
+        assert_eq!(calls, [("1".into(), 10.0), ("2".into(), 3.0)]);
+        let listed = &out.details["top_statements"];
+        assert_eq!(listed[1]["query"], "(query text unavailable)");
+        assert_eq!(listed[0]["query"], "SELECT 1");
+    }
+
+    #[test]
+    fn an_unreadable_extension_is_reported_not_failed() {
+        let config = ChecksConfig::default();
+        let out = evaluate(
+            &config,
+            0.0001,
+            &Statements::Unreadable("must be loaded via shared_preload_libraries".into()),
+        );
+        assert_eq!(out.status(), Status::Ok);
+        let available = out.measurements.iter().find(|m| m.metric == AVAILABLE);
+        assert_eq!(available.map(|m| m.value), Some(0.0));
+        assert!(
+            out.details["pg_stat_statements"]
+                .as_str()
+                .is_some_and(|d| d.contains("shared_preload_libraries"))
+        );
+    }
 }

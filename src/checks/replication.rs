@@ -12,8 +12,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, Session, at_least};
+use super::rows::{col, fetch, fetch_one};
+use super::{Check, ChecksConfig, Context, Labelled, Outcome, at_least};
 use crate::report::Status;
+
+const NAME: &str = "replication";
 
 const LAG_BYTES: &str = "replication_lag_bytes";
 const LAG_BYTES_HELP: &str = "Replay lag of each standby in bytes (on a primary).";
@@ -68,7 +71,7 @@ pub struct Replication;
 
 impl Check for Replication {
     fn name(&self) -> &'static str {
-        "replication"
+        NAME
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
@@ -78,17 +81,78 @@ impl Check for Replication {
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
-            let in_recovery: bool = session.query_one(RECOVERY_SQL).await?.get(0);
+            let in_recovery: bool = fetch_one(&session, NAME, RECOVERY_SQL, |r| col(r, 0)).await?;
             let out = if in_recovery {
-                standby(&session, ctx).await?
+                let state = fetch_one(&session, NAME, STANDBY_SQL, |r| {
+                    Ok(Replay {
+                        bytes: col(r, 0)?,
+                        seconds: col(r, 1)?,
+                        receivers: col(r, 2)?,
+                        paused: col(r, 3)?,
+                    })
+                })
+                .await?;
+                standby(ctx.config, &state)
             } else {
-                primary(&session, ctx).await?
+                let standbys = fetch(&session, NAME, STANDBYS_SQL, |r| {
+                    Ok(Standby {
+                        name: col(r, 0)?,
+                        state: col(r, 1)?,
+                        sync_state: col(r, 2)?,
+                        client_addr: col(r, 3)?,
+                        write: col(r, 4)?,
+                        flush: col(r, 5)?,
+                        replay: col(r, 6)?,
+                        lag: col(r, 7)?,
+                    })
+                })
+                .await?;
+                let slots = fetch(&session, NAME, &slots_sql(), |r| {
+                    Ok(Slot {
+                        name: col(r, 0)?,
+                        active: col(r, 1)?,
+                        retained: col(r, 2)?,
+                    })
+                })
+                .await?;
+                let expected = ctx.target.expected_replicas.map(|e| e.get());
+                primary(ctx.config, expected, &standbys, &slots)
             };
             session.finish().await;
             Ok(out)
         }
         .boxed()
     }
+}
+
+/// A row of pg_stat_replication (NULLs are coalesced by the query: a
+/// standby still connecting has no LSNs yet).
+#[derive(Debug, Default)]
+struct Standby {
+    name: String,
+    state: String,
+    sync_state: String,
+    client_addr: String,
+    write: f64,
+    flush: f64,
+    replay: f64,
+    lag: f64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    active: bool,
+    retained: f64,
+}
+
+/// What a standby knows of its own replay.
+#[derive(Debug)]
+struct Replay {
+    bytes: f64,
+    seconds: f64,
+    receivers: i64,
+    paused: bool,
 }
 
 /// Lag status from bytes and seconds against the configured limits.
@@ -106,12 +170,15 @@ fn lag_status(config: &ChecksConfig, bytes: f64, seconds: f64) -> Status {
     ))
 }
 
-async fn primary(session: &Session, ctx: &Context<'_>) -> Result<Outcome, String> {
-    let rows = session.query(STANDBYS_SQL).await?;
+fn primary(
+    config: &ChecksConfig,
+    expected: Option<u64>,
+    rows: &[Standby],
+    slot_rows: &[Slot],
+) -> Outcome {
     let mut out = Outcome::new(format!("{} standby(s)", rows.len()));
     out.gauge(REPLICAS, REPLICAS_HELP, rows.len() as f64);
-    if let Some(expected) = ctx.target.expected_replicas {
-        let expected = expected.get();
+    if let Some(expected) = expected {
         out.gauge(EXPECTED, EXPECTED_HELP, expected as f64);
         if (rows.len() as u64) < expected {
             out.flag(
@@ -120,35 +187,33 @@ async fn primary(session: &Session, ctx: &Context<'_>) -> Result<Outcome, String
             );
         }
     }
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut standbys = Vec::new();
     let mut worst_bytes = 0.0f64;
-    for row in &rows {
-        let name: String = row.get(0);
+    for row in rows {
         // Standbys often share an application_name ("walreceiver"); a label must not repeat.
-        let count = seen.entry(name.clone()).or_default();
+        let count = seen.entry(&row.name).or_default();
         *count += 1;
         let replica = if *count == 1 {
-            name
+            row.name.clone()
         } else {
-            format!("{name}#{count}")
+            format!("{}#{count}", row.name)
         };
-        let (write, flush, replay, lag): (f64, f64, f64, f64) =
-            (row.get(4), row.get(5), row.get(6), row.get(7));
-        let seconds = if replay == 0.0 { 0.0 } else { lag };
+        let replay = row.replay;
+        let seconds = if replay == 0.0 { 0.0 } else { row.lag };
         worst_bytes = worst_bytes.max(replay);
         out.gauge(LAG_BYTES, LAG_BYTES_HELP, replay)
             .with("replica", &replica);
         out.gauge(LAG_SECONDS, LAG_SECONDS_HELP, seconds)
             .with("replica", &replica);
         out.flag(
-            lag_status(ctx.config, replay, seconds),
+            lag_status(config, replay, seconds),
             format!("standby {replica} {replay:.0} bytes / {seconds:.1} s behind"),
         );
         standbys.push(json!({
-            "replica": replica, "state": row.get::<_, String>(1),
-            "sync_state": row.get::<_, String>(2), "client_addr": row.get::<_, String>(3),
-            "write_lag_bytes": write, "flush_lag_bytes": flush,
+            "replica": replica, "state": row.state,
+            "sync_state": row.sync_state, "client_addr": row.client_addr,
+            "write_lag_bytes": row.write, "flush_lag_bytes": row.flush,
             "replay_lag_bytes": replay, "replay_lag_seconds": seconds,
         }));
     }
@@ -159,47 +224,52 @@ async fn primary(session: &Session, ctx: &Context<'_>) -> Result<Outcome, String
         ));
     }
     out.detail("standbys", standbys);
-    slots(session, ctx, &mut out).await?;
-    Ok(out)
+    slots(config, slot_rows, &mut out);
+    out
 }
 
-async fn slots(session: &Session, ctx: &Context<'_>, out: &mut Outcome) -> Result<(), String> {
-    let rows = session.query(&slots_sql()).await?;
-    let limits = &ctx.config.replication;
+fn slots(config: &ChecksConfig, rows: &[Slot], out: &mut Outcome) {
+    let limits = &config.replication;
     let mut inactive = 0;
     let mut listed = Vec::new();
-    for (index, row) in rows.iter().enumerate() {
-        let (slot, active, retained): (String, bool, f64) = (row.get(0), row.get(1), row.get(2));
+    for (index, slot) in rows.iter().enumerate() {
+        let Slot {
+            name,
+            active,
+            retained,
+        } = slot;
         if !active {
             inactive += 1;
-            out.flag(Status::Warning, format!("slot {slot} is inactive"));
+            out.flag(Status::Warning, format!("slot {name} is inactive"));
         }
         out.flag(
             at_least(
-                retained,
+                *retained,
                 limits.slot_retained_bytes_warning as f64,
                 limits.slot_retained_bytes_critical as f64,
             ),
-            format!("slot {slot} retains {retained:.0} bytes of WAL"),
+            format!("slot {name} retains {retained:.0} bytes of WAL"),
         );
-        if index < ctx.top_n() {
-            out.gauge(SLOT_RETAINED, SLOT_RETAINED_HELP, retained)
-                .with("slot", &slot);
-            listed.push(json!({"slot": slot, "active": active, "retained_bytes": retained}));
+        if index < config.top_n() {
+            out.gauge(SLOT_RETAINED, SLOT_RETAINED_HELP, *retained)
+                .with("slot", name);
+            listed.push(json!({"slot": name, "active": active, "retained_bytes": retained}));
         }
     }
     out.gauge(SLOTS_INACTIVE, SLOTS_INACTIVE_HELP, inactive as f64);
     // Rows come furthest-behind first; that slot alone decides what WAL stays.
-    let furthest: f64 = rows.first().map_or(0.0, |r| r.get(2));
+    let furthest = rows.first().map_or(0.0, |s| s.retained);
     out.gauge(SLOTS_RETAINED_MAX, SLOTS_RETAINED_MAX_HELP, furthest);
     out.detail("slots", listed);
-    Ok(())
 }
 
-async fn standby(session: &Session, ctx: &Context<'_>) -> Result<Outcome, String> {
-    let row = session.query_one(STANDBY_SQL).await?;
-    let (bytes, seconds, receivers, paused): (f64, f64, i64, bool) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
+fn standby(config: &ChecksConfig, replay: &Replay) -> Outcome {
+    let Replay {
+        bytes,
+        seconds,
+        receivers,
+        paused,
+    } = *replay;
     let mut out = Outcome::new(format!(
         "standby, replay {bytes:.0} bytes / {seconds:.1} s behind"
     ));
@@ -210,12 +280,101 @@ async fn standby(session: &Session, ctx: &Context<'_>) -> Result<Outcome, String
         out.flag(Status::Critical, "the WAL receiver is not streaming");
     }
     out.flag(
-        lag_status(ctx.config, bytes, seconds),
+        lag_status(config, bytes, seconds),
         format!("replay {bytes:.0} bytes / {seconds:.1} s behind"),
     );
     if paused {
         out.flag(Status::Warning, "replay is paused (pg_wal_replay_pause)");
     }
     out.detail("replay_paused", paused);
-    Ok(out)
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    fn walreceiver(replay: f64, lag: f64) -> Standby {
+        Standby {
+            name: "walreceiver".into(),
+            state: "streaming".into(),
+            replay,
+            lag,
+            ..Standby::default()
+        }
+    }
+
+    fn labels(out: &Outcome, metric: &str) -> Vec<String> {
+        out.measurements
+            .iter()
+            .filter(|m| m.metric == metric)
+            .map(|m| m.labels[0].1.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_lagging_standby_and_a_missing_one_are_flagged_with_unique_labels() {
+        let config = ChecksConfig::default();
+        let rows = [walreceiver(0.0, 12.0), walreceiver(20.0 * MIB, 40.0)];
+        let out = primary(&config, Some(3), &rows, &[]);
+        assert_eq!(out.status(), Status::Critical, "{out:?}");
+        assert!(
+            out.problems.iter().any(|p| p.contains("2 of 3 expected")),
+            "{out:?}"
+        );
+        assert_eq!(labels(&out, LAG_BYTES), ["walreceiver", "walreceiver#2"]);
+        // Caught up: the seconds since the last replayed transaction do not count.
+        let seconds: Vec<f64> = out
+            .measurements
+            .iter()
+            .filter(|m| m.metric == LAG_SECONDS)
+            .map(|m| m.value)
+            .collect();
+        assert_eq!(seconds, [0.0, 40.0]);
+        let healthy = primary(&config, Some(1), &[walreceiver(0.0, 0.0)], &[]);
+        assert_eq!(healthy.status(), Status::Ok, "{healthy:?}");
+    }
+
+    #[test]
+    fn an_inactive_slot_warns_and_the_furthest_behind_is_exported() {
+        let config = ChecksConfig::default();
+        let slots = [
+            Slot {
+                name: "old".into(),
+                active: false,
+                retained: 2048.0 * MIB,
+            },
+            Slot {
+                name: "live".into(),
+                active: true,
+                retained: 1.0,
+            },
+        ];
+        let out = primary(&config, None, &[], &slots);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        let max = out
+            .measurements
+            .iter()
+            .find(|m| m.metric == SLOTS_RETAINED_MAX);
+        assert_eq!(max.map(|m| m.value), Some(2048.0 * MIB));
+    }
+
+    #[test]
+    fn a_standby_without_a_receiver_is_critical_and_a_paused_replay_warns() {
+        let config = ChecksConfig::default();
+        let replay = |receivers, paused| Replay {
+            bytes: 0.0,
+            seconds: 0.0,
+            receivers,
+            paused,
+        };
+        assert_eq!(standby(&config, &replay(1, false)).status(), Status::Ok);
+        assert_eq!(standby(&config, &replay(1, true)).status(), Status::Warning);
+        assert_eq!(
+            standby(&config, &replay(0, false)).status(),
+            Status::Critical
+        );
+    }
 }

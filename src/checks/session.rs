@@ -2,22 +2,28 @@
 //! whose `statement_timeout` and `lock_timeout` are `SET LOCAL`.
 //!
 //! `SET LOCAL` dies with the transaction, so the timeouts never leak into
-//! the pool. A session that is not finished cleanly (a query failed, the
-//! check timed out and its future was dropped) takes its connection out of
-//! the pool instead of returning it, so no half-open transaction or
-//! still-running query is ever handed to the next caller.
+//! the pool. A session that is not finished cleanly (a query failed or hit
+//! its timeout, the check's future was dropped) is rolled back in the
+//! background and only then handed back to the pool. The connection is
+//! kept rather than closed because a new one may be exactly what a sick
+//! server cannot give: under a locked catalog, a connection that hit
+//! `lock_timeout` is fine, while a new one would hang in startup. Only a
+//! connection that does not answer the `ROLLBACK` in time is closed.
 
 use std::time::Duration;
 
-use deadpool_postgres::{Object, Pool};
 use tokio_postgres::Row;
 
 use crate::config::TargetConfig;
-use crate::pool::describe_pool_error;
+use crate::pool::{Object, Pool, describe_pool_error};
 
 pub struct Session {
     client: Option<Object>,
     finished: bool,
+    /// How long a `ROLLBACK` after an unfinished check may take before the
+    /// connection is given up: a query still running is stopped by its
+    /// `statement_timeout` well within it.
+    rollback_bound: Duration,
 }
 
 impl Session {
@@ -33,10 +39,11 @@ impl Session {
         let client = pool
             .timeout_get(&timeouts)
             .await
-            .map_err(|e| describe_pool_error(&e, target))?;
+            .map_err(|e| describe_pool_error(&e, pool, target))?;
         let session = Self {
             client: Some(client),
             finished: false,
+            rollback_bound: timeout + target.connect_timeout.get(),
         };
         let ms = timeout.as_millis().max(1);
         session
@@ -83,12 +90,28 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Some(client) = self.client.take()
-            && !self.finished
-        {
-            // Closing the connection is the only sure way to end whatever it was doing.
-            drop(Object::take(client));
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if self.finished {
+            return;
         }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(roll_back(client, self.rollback_bound));
+            }
+            Err(_) => drop(Object::take(client)),
+        }
+    }
+}
+
+/// End the transaction of an unfinished session, then give the connection
+/// back; a server that does not answer in time loses the connection instead,
+/// so no half-open transaction or running query is ever handed out.
+async fn roll_back(client: Object, bound: Duration) {
+    match tokio::time::timeout(bound, client.batch_execute("ROLLBACK")).await {
+        Ok(Ok(())) => drop(client),
+        _ => drop(Object::take(client)),
     }
 }
 

@@ -10,10 +10,12 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
-use tokio_postgres::Row;
 
+use super::rows::{col, fetch, opt};
 use super::{Check, ChecksConfig, Context, Labelled, Outcome, USER_SCHEMAS, at_least};
 use crate::report::Status;
+
+const NAME: &str = "table_integrity";
 
 const NO_PK: &str = "tables_without_primary_key";
 const NO_PK_HELP: &str = "User tables without a primary key.";
@@ -105,7 +107,7 @@ pub struct TableIntegrity;
 
 impl Check for TableIntegrity {
     fn name(&self) -> &'static str {
-        "table_integrity"
+        NAME
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
@@ -124,54 +126,103 @@ impl Check for TableIntegrity {
         async move {
             let n = ctx.top_n();
             let session = ctx.session().await?;
-            let mut out = Outcome::new("");
-            let listed = [
-                (no_pk_sql(n), NO_PK, NO_PK_HELP, "without primary key"),
-                (not_valid_sql(n), NOT_VALID, NOT_VALID_HELP, "NOT VALID"),
-                (
-                    fk_without_index_sql(n),
-                    FK_NO_INDEX,
-                    FK_NO_INDEX_HELP,
-                    "unindexed foreign keys",
-                ),
-            ];
-            let mut headline = Vec::new();
-            for (sql, metric, help, what) in listed {
-                let rows = session.query(&sql).await?;
-                let count = counted(&out_rows(&rows), &mut out, metric, help, what);
-                headline.push(format!("{count} {what}"));
+            let mut lists = Vec::new();
+            for sql in [no_pk_sql(n), not_valid_sql(n), fk_without_index_sql(n)] {
+                let rows = fetch(&session, NAME, &sql, |r| Ok((col(r, 0)?, col(r, 1)?))).await?;
+                lists.push(Found::from_rows(rows));
             }
-            let sequences = session.query(&sequences_sql(n)).await?;
-            let xids = session.query(XID_SQL).await?;
-            let dead = session.query(&dead_tuples_sql(ctx.config)).await?;
+            let sequences = fetch(&session, NAME, &sequences_sql(n), |r| {
+                Ok(Sequence {
+                    name: col(r, 1)?,
+                    usage: opt(r, 2)?,
+                })
+            })
+            .await?;
+            let xids = fetch(&session, NAME, XID_SQL, |r| Ok((col(r, 0)?, col(r, 1)?))).await?;
+            let dead = fetch(&session, NAME, &dead_tuples_sql(ctx.config), |r| {
+                Ok(Dead {
+                    table: col(r, 1)?,
+                    ratio: col(r, 2)?,
+                    tuples: col(r, 3)?,
+                    stale: col(r, 4)?,
+                })
+            })
+            .await?;
             session.finish().await;
-            sequence_usage(ctx.config, &sequences, &mut out);
-            let oldest = wraparound(ctx.config, &xids, &mut out);
-            dead_tuples(ctx.config, &dead, &mut out);
-            out.set_headline(format!(
-                "{}, xid wraparound {:.1}%",
-                headline.join(", "),
-                oldest * 100.0
-            ));
-            Ok(out)
+            Ok(evaluate(ctx.config, &lists, &sequences, &xids, &dead))
         }
         .boxed()
     }
 }
 
-fn out_rows(rows: &[Row]) -> (i64, Vec<String>) {
-    let count = rows.first().map_or(0, |r| r.get(0));
-    (count, rows.iter().map(|r| r.get(1)).collect())
+/// A listed condition: the full count and the top-N offenders' names.
+#[derive(Debug, Default)]
+struct Found {
+    count: i64,
+    names: Vec<String>,
+}
+
+impl Found {
+    /// Rows of (count over all, name); no rows is a count of 0.
+    fn from_rows(rows: Vec<(i64, String)>) -> Self {
+        Self {
+            count: rows.first().map_or(0, |(count, _)| *count),
+            names: rows.into_iter().map(|(_, name)| name).collect(),
+        }
+    }
+}
+
+/// The listed conditions, in the order `run` queries them.
+const LISTED: [(&str, &str, &str); 3] = [
+    (NO_PK, NO_PK_HELP, "without primary key"),
+    (NOT_VALID, NOT_VALID_HELP, "NOT VALID"),
+    (FK_NO_INDEX, FK_NO_INDEX_HELP, "unindexed foreign keys"),
+];
+
+/// `usage` is NULL for a sequence whose minimum equals its maximum.
+#[derive(Debug)]
+struct Sequence {
+    name: String,
+    usage: Option<f64>,
+}
+
+/// A table with dead tuples; `stale` (the count of all such tables not
+/// vacuumed recently) is repeated on every row.
+#[derive(Debug)]
+struct Dead {
+    table: String,
+    ratio: f64,
+    tuples: i64,
+    stale: i64,
+}
+
+fn evaluate(
+    config: &ChecksConfig,
+    lists: &[Found],
+    sequences: &[Sequence],
+    xids: &[(String, f64)],
+    dead: &[Dead],
+) -> Outcome {
+    let mut out = Outcome::new("");
+    let mut headline = Vec::new();
+    for (found, (metric, help, what)) in lists.iter().zip(LISTED) {
+        counted(found, &mut out, metric, help, what);
+        headline.push(format!("{} {what}", found.count));
+    }
+    sequence_usage(config, sequences, &mut out);
+    let oldest = wraparound(config, xids, &mut out);
+    dead_tuples(config, dead, &mut out);
+    out.set_headline(format!(
+        "{}, xid wraparound {:.1}%",
+        headline.join(", "),
+        oldest * 100.0
+    ));
+    out
 }
 
 /// A count metric, a warning when non-zero, and the offenders in the details.
-fn counted(
-    (count, names): &(i64, Vec<String>),
-    out: &mut Outcome,
-    metric: &str,
-    help: &str,
-    what: &str,
-) -> i64 {
+fn counted(found: &Found, out: &mut Outcome, metric: &str, help: &str, what: &str) {
+    let Found { count, names } = found;
     out.gauge(metric, help, *count as f64);
     if *count > 0 {
         out.flag(
@@ -180,50 +231,41 @@ fn counted(
         );
     }
     out.detail(metric, names);
-    *count
 }
 
-fn sequence_usage(config: &ChecksConfig, rows: &[Row], out: &mut Outcome) {
-    let fullest: f64 = rows
-        .first()
-        .and_then(|r| r.get::<_, Option<f64>>(2))
-        .unwrap_or(0.0);
+fn sequence_usage(config: &ChecksConfig, rows: &[Sequence], out: &mut Outcome) {
+    let fullest = rows.first().and_then(|s| s.usage).unwrap_or(0.0);
     out.gauge(SEQUENCE, SEQUENCE_HELP, fullest);
     let limits = &config.table_integrity;
-    if let Some(row) = rows.first() {
+    if let Some(first) = rows.first() {
         out.flag(
             at_least(
                 fullest,
                 limits.sequence_usage_warning.get(),
                 limits.sequence_usage_critical.get(),
             ),
-            format!(
-                "sequence {} is {:.0}% used",
-                row.get::<_, String>(1),
-                fullest * 100.0
-            ),
+            format!("sequence {} is {:.0}% used", first.name, fullest * 100.0),
         );
     }
     let listed: Vec<_> = rows
         .iter()
-        .map(|r| json!({"sequence": r.get::<_, String>(1), "usage": r.get::<_, Option<f64>>(2)}))
+        .map(|s| json!({"sequence": s.name, "usage": s.usage}))
         .collect();
     out.detail("sequences", listed);
 }
 
 /// Returns the highest wraparound ratio.
-fn wraparound(config: &ChecksConfig, rows: &[Row], out: &mut Outcome) -> f64 {
+fn wraparound(config: &ChecksConfig, rows: &[(String, f64)], out: &mut Outcome) -> f64 {
     const XID_LIMIT: f64 = 2_147_483_648.0;
     let limits = &config.table_integrity;
     let mut oldest = 0.0f64;
-    for row in rows {
-        let (database, age): (String, f64) = (row.get(0), row.get(1));
+    for (database, age) in rows {
         let ratio = age / XID_LIMIT;
         oldest = oldest.max(ratio);
-        out.gauge(XID_AGE, XID_AGE_HELP, age)
-            .with("database", &database);
+        out.gauge(XID_AGE, XID_AGE_HELP, *age)
+            .with("database", database);
         out.gauge(XID_RATIO, XID_RATIO_HELP, ratio)
-            .with("database", &database);
+            .with("database", database);
         out.flag(
             at_least(
                 ratio,
@@ -239,13 +281,13 @@ fn wraparound(config: &ChecksConfig, rows: &[Row], out: &mut Outcome) -> f64 {
     oldest
 }
 
-fn dead_tuples(config: &ChecksConfig, rows: &[Row], out: &mut Outcome) {
+fn dead_tuples(config: &ChecksConfig, rows: &[Dead], out: &mut Outcome) {
     let limits = &config.table_integrity;
-    let max_ratio: f64 = rows.first().map_or(0.0, |r| r.get(2));
-    let stale: i64 = rows.first().map_or(0, |r| r.get(4));
+    let max_ratio = rows.first().map_or(0.0, |d| d.ratio);
+    let stale = rows.first().map_or(0, |d| d.stale);
     out.gauge(DEAD_RATIO, DEAD_RATIO_HELP, max_ratio);
     out.gauge(STALE, STALE_HELP, stale as f64);
-    if let Some(row) = rows.first() {
+    if let Some(first) = rows.first() {
         out.flag(
             at_least(
                 max_ratio,
@@ -254,7 +296,7 @@ fn dead_tuples(config: &ChecksConfig, rows: &[Row], out: &mut Outcome) {
             ),
             format!(
                 "table {} is {:.0}% dead tuples",
-                row.get::<_, String>(1),
+                first.table,
                 max_ratio * 100.0
             ),
         );
@@ -270,10 +312,96 @@ fn dead_tuples(config: &ChecksConfig, rows: &[Row], out: &mut Outcome) {
     }
     let listed: Vec<_> = rows
         .iter()
-        .map(|r| {
-            json!({"table": r.get::<_, String>(1), "dead_ratio": r.get::<_, f64>(2),
-                   "dead_tuples": r.get::<_, i64>(3)})
-        })
+        .map(|d| json!({"table": d.table, "dead_ratio": d.ratio, "dead_tuples": d.tuples}))
         .collect();
     out.detail("dead_tuples", listed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none() -> Vec<Found> {
+        (0..3).map(|_| Found::default()).collect()
+    }
+
+    fn value(out: &Outcome, metric: &str) -> f64 {
+        out.measurements
+            .iter()
+            .filter(|m| m.metric == metric)
+            .map(|m| m.value)
+            .fold(f64::NAN, f64::max)
+    }
+
+    #[test]
+    fn a_clean_schema_is_ok_and_listed_conditions_warn_with_their_names() {
+        let config = ChecksConfig::default();
+        let xids = [("app".to_string(), 1000.0)];
+        let clean = evaluate(&config, &none(), &[], &xids, &[]);
+        assert_eq!(clean.status(), Status::Ok, "{clean:?}");
+        let mut lists = none();
+        lists[0] = Found::from_rows(vec![(12, "public.log".into()), (12, "public.tmp".into())]);
+        let out = evaluate(&config, &lists, &[], &xids, &[]);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        assert_eq!(value(&out, NO_PK), 12.0);
+        assert!(
+            out.problems[0].contains("public.log, public.tmp"),
+            "{out:?}"
+        );
+        assert!(
+            out.headline
+                .starts_with("12 without primary key, 0 NOT VALID"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn wraparound_near_the_limit_is_critical() {
+        let config = ChecksConfig::default();
+        let critical = config.table_integrity.xid_wraparound_critical.get();
+        let xids = [
+            ("app".to_string(), 1000.0),
+            ("old".to_string(), (critical + 0.01) * 2_147_483_648.0),
+        ];
+        let out = evaluate(&config, &none(), &[], &xids, &[]);
+        assert_eq!(out.status(), Status::Critical, "{out:?}");
+        assert!(out.problems[0].contains("database old"), "{out:?}");
+    }
+
+    #[test]
+    fn a_sequence_without_usage_counts_as_empty() {
+        let config = ChecksConfig::default();
+        let sequences = [Sequence {
+            name: "public.fixed".into(),
+            usage: None,
+        }];
+        let out = evaluate(&config, &none(), &sequences, &[], &[]);
+        assert_eq!(out.status(), Status::Ok, "{out:?}");
+        assert_eq!(value(&out, SEQUENCE), 0.0);
+        assert_eq!(
+            out.details["sequences"][0]["usage"],
+            serde_json::Value::Null
+        );
+        let full = [Sequence {
+            name: "public.ids".into(),
+            usage: Some(0.99),
+        }];
+        let out = evaluate(&config, &none(), &full, &[], &[]);
+        assert_eq!(out.status(), Status::Critical, "{out:?}");
+    }
+
+    #[test]
+    fn dead_tuples_over_the_ratio_and_stale_tables_warn() {
+        let config = ChecksConfig::default();
+        let dead = [Dead {
+            table: "public.queue".into(),
+            ratio: 0.9,
+            tuples: 50_000,
+            stale: 2,
+        }];
+        let out = evaluate(&config, &none(), &[], &[], &dead);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        assert_eq!(out.problems.len(), 2, "{out:?}");
+        assert_eq!(value(&out, STALE), 2.0);
+    }
 }

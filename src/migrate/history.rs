@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 use super::files::Migration;
 use super::plan::HISTORY_TABLE;
 use super::session::db_message;
+use crate::checks::rows::{col, typed, value};
 use crate::error::{Error, Result};
 
 /// pgwarden's record of non-transactional migrations that stopped midway.
@@ -58,7 +59,7 @@ pub async fn table_exists(client: &Client, table: &str) -> Result<bool> {
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
         .await
         .map_err(|e| Error::failed(format!("reading the catalog: {}", db_message(&e))))?;
-    Ok(row.get(0))
+    value(&row, 0, "reading the catalog")
 }
 
 /// The history, oldest first (empty when the table does not exist yet).
@@ -66,25 +67,23 @@ pub async fn read(client: &Client) -> Result<Vec<HistoryRow>> {
     if !table_exists(client, HISTORY_TABLE).await? {
         return Ok(Vec::new());
     }
+    let sql = format!(
+        "SELECT version::int8, coalesce(name, ''), coalesce(applied_on, ''), coalesce(checksum, '') \
+         FROM {HISTORY_TABLE} ORDER BY version"
+    );
     let rows = client
-        .query(
-            &format!(
-                "SELECT version::int8, coalesce(name, ''), coalesce(applied_on, ''), coalesce(checksum, '') \
-                 FROM {HISTORY_TABLE} ORDER BY version"
-            ),
-            &[],
-        )
+        .query(&sql, &[])
         .await
         .map_err(|e| Error::failed(format!("reading {HISTORY_TABLE}: {}", db_message(&e))))?;
-    Ok(rows
-        .iter()
-        .map(|r| HistoryRow {
-            version: r.get(0),
-            name: r.get(1),
-            applied_on: r.get(2),
-            checksum: r.get(3),
+    typed(&format!("reading {HISTORY_TABLE}"), &sql, &rows, |r| {
+        Ok(HistoryRow {
+            version: col(r, 0)?,
+            name: col(r, 1)?,
+            applied_on: col(r, 2)?,
+            checksum: col(r, 3)?,
         })
-        .collect())
+    })
+    .map_err(Error::failed)
 }
 
 /// Applied migrations that no longer match their files.
@@ -208,24 +207,30 @@ pub async fn incomplete(client: &Client) -> Result<Vec<Incomplete>> {
     if !table_exists(client, INCOMPLETE_TABLE).await? {
         return Ok(Vec::new());
     }
+    let sql = format!(
+        "SELECT version, name, direction, failed_statement, statements, error, failed_at::text \
+         FROM {INCOMPLETE_TABLE} ORDER BY version"
+    );
     let rows = client
-        .query(
-            &format!(
-                "SELECT version, name, direction, failed_statement, statements, error, failed_at::text \
-                 FROM {INCOMPLETE_TABLE} ORDER BY version"
-            ),
-            &[],
-        )
+        .query(&sql, &[])
         .await
         .map_err(|e| Error::failed(db_message(&e)))?;
+    let rows = typed(&format!("reading {INCOMPLETE_TABLE}"), &sql, &rows, |r| {
+        Ok((
+            col::<i64>(r, 0)?,
+            col::<String>(r, 1)?,
+            col::<String>(r, 2)?,
+            col::<i32>(r, 3)?,
+            col::<i32>(r, 4)?,
+            col::<String>(r, 5)?,
+            col::<String>(r, 6)?,
+        ))
+    })
+    .map_err(Error::failed)?;
     let invalid = invalid_indexes(client).await?;
     Ok(rows
-        .iter()
-        .map(|r| {
-            let failed_statement: i32 = r.get(3);
-            let direction: String = r.get(2);
-            let version: i64 = r.get(0);
-            let name: String = r.get(1);
+        .into_iter()
+        .map(|(version, name, direction, failed_statement, statements, error, failed_at)| {
             let mut advice = if failed_statement > 1 {
                 format!(
                     "statements 1 to {} of V{version}__{name} ({direction}) ran and remain; statement {failed_statement} failed",
@@ -251,9 +256,9 @@ pub async fn incomplete(client: &Client) -> Result<Vec<Incomplete>> {
                 name,
                 direction,
                 failed_statement,
-                statements: r.get(4),
-                error: r.get(5),
-                failed_at: r.get(6),
+                statements,
+                error,
+                failed_at,
                 invalid_indexes: invalid.clone(),
                 advice,
             }
@@ -262,16 +267,14 @@ pub async fn incomplete(client: &Client) -> Result<Vec<Incomplete>> {
 }
 
 async fn invalid_indexes(client: &Client) -> Result<Vec<String>> {
+    let sql = "SELECT i.indexrelid::regclass::text FROM pg_index i \
+               JOIN pg_class c ON c.oid = i.indexrelid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+               WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               ORDER BY 1";
     let rows = client
-        .query(
-            "SELECT i.indexrelid::regclass::text FROM pg_index i \
-             JOIN pg_class c ON c.oid = i.indexrelid \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE NOT i.indisvalid AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             ORDER BY 1",
-            &[],
-        )
+        .query(sql, &[])
         .await
         .map_err(|e| Error::failed(db_message(&e)))?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    typed("reading the invalid indexes", sql, &rows, |r| col(r, 0)).map_err(Error::failed)
 }

@@ -15,6 +15,7 @@ use tokio_postgres::Client;
 
 use super::MigrationsConfig;
 use super::plan;
+use crate::checks::rows::{col, value};
 use crate::config::TargetConfig;
 use crate::error::{Error, Result};
 use crate::pool;
@@ -41,11 +42,11 @@ impl Session {
                 .await
                 .map_err(|e| Error::failed(format!("{setting}: {}", db_message(&e))))?;
         }
-        let pid: i32 = client
+        let row = client
             .query_one("SELECT pg_backend_pid()", &[])
             .await
-            .map_err(|e| Error::failed(db_message(&e)))?
-            .get(0);
+            .map_err(|e| Error::failed(db_message(&e)))?;
+        let pid: i32 = value(&row, 0, "reading pg_backend_pid()")?;
         Ok(Session {
             client,
             pid,
@@ -59,14 +60,14 @@ impl Session {
     pub async fn lock(&self) -> Result<()> {
         let mut told = false;
         loop {
-            let got: bool = self
+            let row = self
                 .client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&LOCK_KEY])
                 .await
                 .map_err(|e| {
                     Error::failed(format!("taking the migration lock: {}", db_message(&e)))
-                })?
-                .get(0);
+                })?;
+            let got: bool = value(&row, 0, "taking the migration lock")?;
             if got {
                 return Ok(());
             }
@@ -99,7 +100,9 @@ impl Session {
                 &[&LOCK_KEY],
             )
             .await;
-        row.map(|r| r.get(0)).unwrap_or_else(|_| "unknown".into())
+        row.ok()
+            .and_then(|r| col(&r, 0).ok())
+            .unwrap_or_else(|| "unknown".into())
     }
 
     pub async fn unlock(&self) {
@@ -120,9 +123,9 @@ impl Session {
         self.watcher = Some(tokio::spawn(async move {
             loop {
                 if let Ok(rows) = watcher.query(WAIT_QUERY, &[&pid]).await
-                    && let Some(row) = rows.first()
+                    && let Some(Ok(wait)) = rows.first().map(|row| col(row, 0))
                 {
-                    *waits.lock().unwrap_or_else(|e| e.into_inner()) = Some(row.get(0));
+                    *waits.lock().unwrap_or_else(|e| e.into_inner()) = Some(wait);
                 }
                 tokio::time::sleep(POLL / 2).await;
             }

@@ -32,6 +32,7 @@
 use tokio_postgres::Transaction;
 
 use super::writer::db_error;
+use crate::checks::rows::value;
 use crate::error::Result;
 
 /// The statements that recreate what [`defer`] dropped, in order, and the
@@ -106,7 +107,7 @@ pub async fn defer_if_empty(tx: &Transaction<'_>, tables: &[&str]) -> Result<Opt
 /// have no `TRUNCATE` trigger; returns them.
 async fn truncate(tx: &Transaction<'_>, tables: &[&str]) -> Result<Vec<String>> {
     // tgtype bit 5 (32) is TRIGGER_TYPE_TRUNCATE.
-    let names: Vec<String> = tx
+    let row = tx
         .query_one(
             "SELECT coalesce(array_agg(n ORDER BY o), '{}') FROM unnest($1::text[]) WITH ORDINALITY AS t(n, o) \
               WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g \
@@ -114,8 +115,8 @@ async fn truncate(tx: &Transaction<'_>, tables: &[&str]) -> Result<Vec<String>> 
             &[&tables],
         )
         .await
-        .map_err(|e| db_error("looking for TRUNCATE triggers", &e))?
-        .get(0);
+        .map_err(|e| db_error("looking for TRUNCATE triggers", &e))?;
+    let names: Vec<String> = value(&row, 0, "looking for TRUNCATE triggers")?;
     if !names.is_empty() {
         tx.batch_execute(&format!("TRUNCATE {}", names.join(", ")))
             .await
@@ -137,12 +138,19 @@ async fn defer(tx: &Transaction<'_>, tables: &[&str]) -> Result<Vec<String>> {
         .map_err(|e| db_error("reading the keys and indexes to defer", &e))?;
     let mut recreate_by_step: [Vec<String>; 3] = Default::default();
     for row in &rows {
-        let step: i32 = row.get(0);
-        let drop: String = row.get(1);
+        let what = "reading the keys and indexes to defer";
+        let step: i32 = value(row, 0, what)?;
+        let drop: String = value(row, 1, what)?;
         tx.batch_execute(&drop)
             .await
             .map_err(|e| db_error(&format!("deferring ({drop})"), &e))?;
-        recreate_by_step[(step - 1) as usize].push(row.get(2));
+        let by_step = usize::try_from(step - 1)
+            .ok()
+            .and_then(|i| recreate_by_step.get_mut(i))
+            .ok_or_else(|| {
+                crate::error::Error::failed(format!("{what}: step {step} is not 1, 2 or 3"))
+            })?;
+        by_step.push(value(row, 2, what)?);
     }
     // Keys first (foreign keys need them), then indexes, then foreign keys.
     let [fks, keys, indexes] = recreate_by_step;
@@ -163,11 +171,12 @@ pub async fn restore(tx: &Transaction<'_>, deferred: Deferred) -> Result<()> {
 /// True when none of `tables` has a row.
 async fn all_empty(tx: &Transaction<'_>, tables: &[&str]) -> Result<bool> {
     for table in tables {
-        let any: bool = tx
+        let what = format!("looking into {table}");
+        let row = tx
             .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
             .await
-            .map_err(|e| db_error(&format!("looking into {table}"), &e))?
-            .get(0);
+            .map_err(|e| db_error(&what, &e))?;
+        let any: bool = value(&row, 0, &what)?;
         if any {
             return Ok(false);
         }

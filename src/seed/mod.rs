@@ -47,6 +47,7 @@ use self::generate::TABLES;
 pub use self::stats::{TableStats, stats};
 pub use self::writer::Progress;
 use self::writer::{Mode, Tracker, db_error};
+use crate::checks::rows::value;
 use crate::config::{Environment, TargetConfig};
 use crate::error::{Error, Result};
 
@@ -322,14 +323,14 @@ async fn ensure_at_head(config: &crate::config::Config, target: &TargetConfig) -
 /// Seeding needs the education schema: refuse clearly when it is not there.
 pub(crate) async fn ensure_schema(client: &tokio_postgres::Client) -> Result<()> {
     let names: Vec<&str> = TABLES.iter().map(|t| t.name()).collect();
-    let missing: Vec<String> = client
+    let row = client
         .query_one(
             "SELECT coalesce(array_agg(n ORDER BY n), '{}') FROM unnest($1::text[]) AS n WHERE to_regclass(n) IS NULL",
             &[&names],
         )
         .await
-        .map_err(|e| db_error("checking the schema", &e))?
-        .get(0);
+        .map_err(|e| db_error("checking the schema", &e))?;
+    let missing: Vec<String> = value(&row, 0, "checking the schema")?;
     if missing.is_empty() {
         return Ok(());
     }
@@ -353,7 +354,8 @@ async fn check_same_seed(tx: &tokio_postgres::Transaction<'_>, plan: &Plan) -> R
         )
         .await
         .map_err(|e| db_error("looking for earlier seed data", &e))?;
-    let (any_seeded, ours): (bool, bool) = (row.get(0), row.get(1));
+    let what = "looking for earlier seed data";
+    let (any_seeded, ours): (bool, bool) = (value(&row, 0, what)?, value(&row, 1, what)?);
     if !any_seeded || ours {
         return Ok(());
     }
@@ -372,7 +374,7 @@ async fn scale_mode(tx: &tokio_postgres::Transaction<'_>, plan: &Plan) -> Result
     let last_user = ids::id(plan.seed, ids::Kind::User, plan.users - 1);
     let mut seeded = 0i64;
     for table in TABLES {
-        seeded += tx
+        let row = tx
             .query_one(
                 &format!(
                     "SELECT count(*) FROM (SELECT 1 FROM {} WHERE id BETWEEN $1 AND $2 LIMIT 1) s",
@@ -381,23 +383,23 @@ async fn scale_mode(tx: &tokio_postgres::Transaction<'_>, plan: &Plan) -> Result
                 &[&lo, &hi],
             )
             .await
-            .map_err(|e| db_error("looking for earlier seed data", &e))?
-            .get::<_, i64>(0);
+            .map_err(|e| db_error("looking for earlier seed data", &e))?;
+        seeded += value::<i64>(&row, 0, "looking for earlier seed data")?;
     }
     if seeded == 0 {
         return Ok(Some(Mode::Direct));
     }
     // This very scale: its last user is there and the next size's first is not.
     let beyond = ids::id(plan.seed, ids::Kind::User, plan.users);
-    let done: bool = tx
+    let row = tx
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) \
                     AND NOT EXISTS (SELECT 1 FROM users WHERE id = $2)",
             &[&last_user, &beyond],
         )
         .await
-        .map_err(|e| db_error("looking for earlier seed data", &e))?
-        .get(0);
+        .map_err(|e| db_error("looking for earlier seed data", &e))?;
+    let done: bool = value(&row, 0, "looking for earlier seed data")?;
     if done {
         return Ok(None);
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::generate::TABLES;
 use super::ids::seeded_range;
 use super::writer::db_error;
+use crate::checks::rows::value;
 use crate::config::TargetConfig;
 use crate::error::Result;
 
@@ -36,10 +37,11 @@ pub async fn stats(target: &TargetConfig) -> Result<Vec<TableStats>> {
             )
             .await
             .map_err(|e| db_error(&format!("counting {}", table.name()), &e))?;
+        let what = format!("counting {}", table.name());
         out.push(TableStats {
             table: table.name().to_string(),
-            rows: row.get(0),
-            seeded: row.get(1),
+            rows: value(&row, 0, &what)?,
+            seeded: value(&row, 1, &what)?,
         });
     }
     Ok(out)

@@ -30,7 +30,7 @@ pub struct BackupScheduler {
 struct Running {
     key: Key,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Result<(), String>>,
 }
 
 /// What the loop was started with.
@@ -64,11 +64,27 @@ impl BackupScheduler {
             let stopped = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = schedule::run_until(config, targets, metrics, stopped).await {
-                tracing::error!("the backup schedule stopped: {e}");
-            }
+            schedule::run_until(config, targets, metrics, stopped)
+                .await
+                .map_err(|e| e.to_string())
         });
         self.running = Some(Running { key, stop, task });
+    }
+
+    /// Resolves if the schedule's loop ends (an error or a panic), which it
+    /// never does while it works; never without a schedule.
+    pub async fn died(&mut self) -> String {
+        let Some(Running { task, .. }) = &mut self.running else {
+            return std::future::pending().await;
+        };
+        let ended = task.await;
+        self.running = None;
+        match ended {
+            // No schedule, or one with no next time (it said so): not a death.
+            Ok(Ok(())) => std::future::pending().await,
+            Ok(Err(e)) => format!("the backup scheduler stopped: {e}"),
+            Err(e) => super::task_ended("the backup scheduler", Err(e)),
+        }
     }
 
     /// Stop the loop and wait for it: backups in flight are cancelled (pg_dump

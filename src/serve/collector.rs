@@ -51,7 +51,7 @@ impl Collectors {
                         previous.task.abort();
                     }
                     let task =
-                        tokio::spawn(collect(config.clone(), target.clone(), shared.clone()));
+                        tokio::spawn(supervise(config.clone(), target.clone(), shared.clone()));
                     self.running.insert(name, Running { key, task });
                 }
             }
@@ -68,6 +68,44 @@ impl Collectors {
             running.task.abort();
             let _ = running.task.await;
         }
+    }
+}
+
+/// How long a collector that died waits before it starts again, so a
+/// collector that panics on every cycle does not spin.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Run a target's collector, starting it again (logged, and counted in
+/// `pgwarden_collector_restarts_total`) whenever it dies, so a panic never
+/// leaves the target's last report frozen. Aborting the supervisor aborts
+/// the collector with it.
+async fn supervise(config: Arc<Config>, target: TargetConfig, shared: Arc<Shared>) {
+    loop {
+        let mut task = AbortOnDrop(tokio::spawn(collect(
+            config.clone(),
+            target.clone(),
+            shared.clone(),
+        )));
+        let why = match (&mut task.0).await {
+            Err(e) if e.is_panic() => crate::checks::panic_message(e.into_panic().as_ref()),
+            Err(_) => return,
+            Ok(()) => "it returned".to_string(),
+        };
+        tracing::error!(
+            target = %target.name,
+            "the collector task died ({why}); starting it again in {RESTART_DELAY:?}"
+        );
+        shared.record_restart(target.name.as_str());
+        tokio::time::sleep(RESTART_DELAY).await;
+    }
+}
+
+/// A task handle that aborts its task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -93,6 +131,8 @@ async fn collect(config: Arc<Config>, target: TargetConfig, shared: Arc<Shared>)
     let mut migration_status_known = !target.migrate;
     loop {
         ticker.tick().await;
+        // Tests kill the collector with FAILPOINTS=collector=1*panic.
+        fail::fail_point!("collector");
         let started = Instant::now();
         let report = match checker.as_mut() {
             Some(checker) => match tokio::time::timeout(deadline, checker.run_cycle()).await {
@@ -179,6 +219,11 @@ impl ProblemLog {
             _ => {}
         }
         self.up = Some(report.up);
+        // A target that is down has every check "not run": that is the one
+        // line above, not one more per check (and none again on return).
+        if !report.up {
+            return;
+        }
         for check in &report.checks {
             let before = self.statuses.insert(check.check.clone(), check.status);
             if before == Some(check.status) || (before.is_none() && check.status == Status::Ok) {

@@ -251,6 +251,8 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Tests kill this task with FAILPOINTS=http_accept=panic.
+                    fail::fail_point!("http_accept");
                     let _ = stream.set_nodelay(true);
                     connections.spawn(connection(stream, peer, web.clone(), shutdown.clone()));
                 }

@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 use super::collector::refresh_migration_status;
 use super::state::Shared;
 use crate::config::Config;
+use futures::FutureExt;
+
 use crate::migrate::UpOptions;
 
 #[derive(Default)]
@@ -75,7 +77,17 @@ impl MigrationRunner {
 
 async fn run_one(config: &Config, target: &crate::config::TargetConfig, shared: &Shared) {
     let name = target.name.as_str();
-    match crate::migrate::up(config, target, &UpOptions::default()).await {
+    // A panic inside the engine fails this target's run (reported like any
+    // failure) instead of silently ending the whole run.
+    let options = UpOptions::default();
+    let run = std::panic::AssertUnwindSafe(crate::migrate::up(config, target, &options));
+    let outcome = run.catch_unwind().await.unwrap_or_else(|panic| {
+        Err(crate::error::Error::failed(format!(
+            "internal error: the migration run panicked ({}); please report this",
+            crate::checks::panic_message(panic.as_ref())
+        )))
+    });
+    match outcome {
         Ok(report) => {
             tracing::info!(
                 target = name,

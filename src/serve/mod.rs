@@ -140,22 +140,34 @@ impl Daemon {
         } = self;
         let notifier = notify::Notifier::from_env();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let http_task = tokio::spawn(http::serve(listener, web, stop_rx, SHUTDOWN_GRACE));
+        let mut tasks = Background {
+            http: Some(tokio::spawn(http::serve(
+                listener,
+                web,
+                stop_rx,
+                SHUTDOWN_GRACE,
+            ))),
+            watchdog: notify::watchdog_interval().map(|every| tokio::spawn(watchdog(every))),
+        };
         let mut collectors = collector::Collectors::default();
         collectors.apply(&config, &shared);
         let mut backups = backups::BackupScheduler::new(&config, &shared);
         backups.apply(&config);
         let mut migrations = migrations::MigrationRunner::default();
-        let watchdog = notify::watchdog_interval().map(|every| tokio::spawn(watchdog(every)));
         notifier.ready(&status_line(&config));
         tracing::info!(
             listen = %config.http.listen,
             targets = config.targets.len(),
             "pgwarden serving"
         );
-        let reason = loop {
-            match next_event(&mut signals).await {
-                Event::Stop(reason) => break reason,
+        let ended = loop {
+            let event = tokio::select! {
+                event = next_event(&mut signals) => event,
+                died = tasks.died() => break Err(died),
+                died = backups.died() => break Err(died),
+            };
+            match event {
+                Event::Stop(reason) => break Ok(reason),
                 Event::Reload => {
                     notifier.reloading();
                     config = reload(&loader, config, &shared, &mut collectors);
@@ -165,18 +177,69 @@ impl Daemon {
                 Event::Migrate => migrations.trigger(config.clone(), shared.clone()),
             }
         };
-        tracing::info!("{reason}: shutting down");
+        match &ended {
+            Ok(reason) => tracing::info!("{reason}: shutting down"),
+            Err(died) => tracing::error!("{died}; shutting down so that systemd restarts pgwarden"),
+        }
         notifier.stopping();
         let _ = stop_tx.send(true);
         collectors.stop().await;
         backups.stop().await;
         migrations.finish(SHUTDOWN_GRACE).await;
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, http_task).await;
-        if let Some(watchdog) = watchdog {
+        if let Some(http) = tasks.http.take() {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
+        }
+        if let Some(watchdog) = &tasks.watchdog {
             watchdog.abort();
+        }
+        if let Err(died) = ended {
+            return Err(Error::failed(died));
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The daemon's own background tasks, none of which may end while it runs:
+/// if one does (a panic), the process exits non-zero and systemd restarts it,
+/// rather than serving on without it. (Collectors are restarted in place:
+/// see `collector::supervise`.)
+struct Background {
+    http: Option<tokio::task::JoinHandle<()>>,
+    watchdog: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Resolves when a task ended, saying which and why (and forgets it).
+    async fn died(&mut self) -> String {
+        tokio::select! {
+            ended = ended(&mut self.http) => task_ended("the HTTP server", ended),
+            ended = ended(&mut self.watchdog) => task_ended("the systemd watchdog", ended),
+        }
+    }
+}
+
+/// The end of a task that may be absent (then never); the handle is taken.
+async fn ended(
+    task: &mut Option<tokio::task::JoinHandle<()>>,
+) -> Result<(), tokio::task::JoinError> {
+    let Some(handle) = task else {
+        return std::future::pending().await;
+    };
+    let ended = handle.await;
+    *task = None;
+    ended
+}
+
+/// "the HTTP server died (panicked: …)" for a task that was meant to run forever.
+pub(crate) fn task_ended(task: &str, ended: Result<(), tokio::task::JoinError>) -> String {
+    match ended {
+        Ok(()) => format!("{task} task stopped unexpectedly"),
+        Err(e) if e.is_panic() => format!(
+            "{task} task died (panicked: {})",
+            crate::checks::panic_message(e.into_panic().as_ref())
+        ),
+        Err(e) => format!("{task} task died ({e})"),
     }
 }
 
@@ -196,6 +259,8 @@ async fn watchdog(every: Duration) {
     let mut ticker = tokio::time::interval(every);
     loop {
         ticker.tick().await;
+        // Tests kill this task with FAILPOINTS=watchdog=panic.
+        fail::fail_point!("watchdog");
         notifier.watchdog();
     }
 }

@@ -49,6 +49,8 @@ pub struct Shared {
     migrations: Mutex<BTreeMap<String, MigrationState>>,
     sources: RwLock<Vec<Arc<dyn MetricSource>>>,
     reload_ok: AtomicBool,
+    /// Collector restarts after a panic, by target.
+    restarts: Mutex<BTreeMap<String, u64>>,
     /// Bumped on every change, so the cached body knows it is stale.
     generation: AtomicU64,
     cache: Mutex<Option<Cached>>,
@@ -69,6 +71,7 @@ impl Shared {
             migrations: Mutex::new(BTreeMap::new()),
             sources: RwLock::new(Vec::new()),
             reload_ok: AtomicBool::new(true),
+            restarts: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             cache: Mutex::new(None),
             process: prometheus::process_collector::ProcessCollector::new(
@@ -108,6 +111,12 @@ impl Shared {
 
     pub fn set_reload_ok(&self, ok: bool) {
         self.reload_ok.store(ok, Ordering::Relaxed);
+        self.changed();
+    }
+
+    /// A target's collector died and was started again.
+    pub fn record_restart(&self, target: &str) {
+        *lock(&self.restarts).entry(target.to_string()).or_default() += 1;
         self.changed();
     }
 
@@ -192,7 +201,16 @@ impl Shared {
                 },
             ),
         );
-        for (_, report) in read(&self.reports).iter() {
+        let restarts = lock(&self.restarts).clone();
+        for (target, report) in read(&self.reports).iter() {
+            families.add(
+                Some(target),
+                &Measurement::counter(
+                    "collector_restarts_total",
+                    "times the target's collector task died (a panic) and was started again",
+                    restarts.get(target).copied().unwrap_or(0) as f64,
+                ),
+            );
             if let Some(report) = report {
                 families.add_target(report);
             }

@@ -133,17 +133,23 @@ impl Serve {
     }
 
     /// SIGTERM, and the exit status within a bound (panics past it).
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub fn stop(self) -> std::process::ExitStatus {
         self.signal(libc::SIGTERM);
+        self.wait_exit(Duration::from_secs(20)).0
+    }
+
+    /// The exit status of a process that ends by itself within `timeout`
+    /// (panics past it), and its log.
+    pub fn wait_exit(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
-                return status;
+                return (status, self.log());
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("pgwarden did not exit after SIGTERM:\n{}", self.log());
+                panic!("pgwarden did not exit within {timeout:?}:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
