@@ -191,7 +191,7 @@ mod tests {
             &[sized("public.gone", None), sized("public.kept", Some(8.0))],
         );
         assert_eq!(out.status(), Status::Ok, "{out:?}");
-        assert_eq!(out.headline, "1 database(s), 30.0 B");
+        assert_eq!(out.headline, "1 database(s), 30 B");
         assert_eq!(value(&out, DB_SIZE, "old"), None);
         assert_eq!(value(&out, GROWTH, "old"), None);
         assert_eq!(value(&out, GROWTH, "app"), Some(20.0));
