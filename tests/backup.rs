@@ -3,7 +3,7 @@
 //! pg_dumps, truncated files, restore tests, the schedule, retention on
 //! disk and the production guard rails.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

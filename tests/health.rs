@@ -2,8 +2,8 @@
 //! real (a long pg_sleep, a held lock, an invalid index, a paused replica…),
 //! the check must flip, and after the condition is cleared it must recover.
 
-mod health_support;
-mod support;
+use crate::health_support;
+use crate::support;
 
 use std::time::Duration;
 

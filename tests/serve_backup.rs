@@ -2,8 +2,8 @@
 //! scheduled backup shows up in `/metrics`, and in production `migrate up`
 //! backs up first and runs nothing when that backup fails.
 
-mod serve_support;
-mod support;
+use crate::serve_support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! verify` and keeps its hardening; logs reach journald without colour codes;
 //! bad watchdog variables are named and the watchdog is still fed.
 
-mod serve_support;
-mod support;
+use crate::serve_support;
+use crate::support;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};

@@ -2,8 +2,8 @@
 //! silently. Real clusters, a real catalog lock, real panics (through the
 //! test-only failpoints that `cargo test` builds in).
 
-mod serve_support;
-mod support;
+use crate::serve_support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -112,7 +112,9 @@ fn a_locked_catalog_never_costs_more_than_the_pool_plus_one_backend() {
     let log = serve.log();
     assert!(!log.contains("sorry, too many clients"), "{log}");
     assert!(
-        log.contains("connected, but the server did not finish the connection startup"),
+        log.contains(
+            "timed out after connecting: the server did not finish the connection startup"
+        ),
         "the outage should be named for what it is:\n{log}"
     );
 }
@@ -394,8 +396,9 @@ fn a_server_stuck_in_startup_is_named_as_such_not_as_a_firewall() {
         let text = output_text(&out);
         assert_eq!(out.status.code(), Some(3), "{text}");
         assert!(
-            text.contains("connected, but the server did not finish the connection startup")
-                && text.contains("catalog is locked"),
+            text.contains(
+                "timed out after connecting: the server did not finish the connection startup"
+            ) && text.contains("catalog is locked"),
             "{text}"
         );
         assert!(!text.contains("firewall"), "{text}");

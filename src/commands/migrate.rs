@@ -1,5 +1,6 @@
 //! `pgwarden migrate`: a thin shell over [`crate::migrate`].
 
+use super::TargetArg;
 use crate::cli::Context;
 use crate::config::TargetConfig;
 use crate::error::{Error, Result};
@@ -7,9 +8,8 @@ use crate::migrate::{self, DownOptions, MigrateReport, MigrationStatus, UpOption
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The target to migrate (default: the first with `migrate = true`, else the first).
-    #[arg(long, short = 't', global = true, value_name = "NAME")]
-    pub target: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArg,
 
     #[command(subcommand)]
     pub action: Action,
@@ -87,7 +87,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             Ok(0)
         }
         Action::Init => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let dir = migrate::init(config, target).await?;
             println!(
                 "migrations folder {} ready; history table {} ready on target `{}`",
@@ -98,25 +98,25 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             Ok(0)
         }
         Action::Up { revision, .. } => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let report = migrate::up(config, target, &UpOptions { revision }).await?;
             print_report(target, &report);
             Ok(0)
         }
         Action::Down { revision, .. } => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let report = migrate::down(config, target, &DownOptions { revision }).await?;
             print_report(target, &report);
             Ok(0)
         }
         Action::Stamp { revision } => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let report = migrate::stamp(config, target, revision).await?;
             print_report(target, &report);
             Ok(0)
         }
         Action::Status { json } => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let status = migrate::status(config, target).await?;
             if json {
                 let text = serde_json::to_string_pretty(&status)
@@ -128,15 +128,6 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             Ok(if status.is_clean() { 0 } else { 1 })
         }
     }
-}
-
-/// `--target`, else the first target with `migrate = true`, else the first.
-fn target<'a>(ctx: &'a Context, name: Option<&str>) -> Result<&'a TargetConfig> {
-    if name.is_some() {
-        return ctx.config.target(name);
-    }
-    let targets = ctx.config.require_targets()?;
-    Ok(targets.iter().find(|t| t.migrate).unwrap_or(&targets[0]))
 }
 
 fn print_report(target: &TargetConfig, report: &MigrateReport) {
