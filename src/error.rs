@@ -127,6 +127,13 @@ impl PartialEq for Error {
 
 impl Eq for Error {}
 
+/// A failed file operation, naming the action and the path: the one way
+/// every module words it (`cannot create the backup directory … : …`); the
+/// `io::Error` stays in the chain for callers that branch on its kind.
+pub fn io_error(action: &str, path: &std::path::Path, e: std::io::Error) -> Error {
+    Error::failed(format!("cannot {action} {}: {e}", path.display())).with_source(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod dburl;
 pub mod error;
 pub mod health;
 pub mod migrate;
+pub mod pg_bin;
 pub mod pool;
 pub mod report;
 pub mod seed;

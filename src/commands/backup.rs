@@ -12,6 +12,7 @@ use crate::backup::{
 use crate::cli::Context;
 use crate::config::Bounded;
 use crate::error::{Error, Result};
+use crate::report::human_bytes;
 
 /// `--jobs` takes what `backup.jobs` takes.
 pub type Jobs = Bounded<1, 64>;
@@ -150,7 +151,7 @@ async fn take(ctx: &Context, args: TakeArgs) -> Result<u8> {
         m.database,
         m.format,
         m.compress,
-        human_bytes(m.size_bytes),
+        human_bytes(m.size_bytes as f64),
         m.duration_seconds
     );
     println!("  sha256 {}", m.sha256);
@@ -238,7 +239,7 @@ fn list(ctx: &Context, target: Option<&str>, json: bool) -> Result<u8> {
             m.target,
             m.database,
             m.format,
-            human_bytes(m.size_bytes),
+            human_bytes(m.size_bytes as f64),
             m.duration_seconds,
             m.server_version.split_whitespace().next().unwrap_or(""),
             verified,
@@ -369,20 +370,5 @@ fn confirm(prepared: &restore::Prepared, clean: bool) -> Result<()> {
         Ok(())
     } else {
         Err(Error::failed("restore cancelled; nothing was changed"))
-    }
-}
-
-fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
     }
 }
