@@ -370,7 +370,10 @@ pub async fn probe_beside_pool(pool: &Pool, target: &TargetConfig) -> Reachabili
 type ProbeOutcome = std::result::Result<(String, bool), (ConnectFailure, String)>;
 
 async fn probe_query(client: &tokio_postgres::Client) -> ProbeOutcome {
-    let failed = |e: tokio_postgres::Error| (classify(&e), e.to_string());
+    let failed = |e: tokio_postgres::Error| {
+        let detail = driver_detail(&e).unwrap_or_else(|| e.to_string());
+        (classify(&e), detail)
+    };
     let row = client
         .query_one(
             "SELECT current_setting('server_version'), pg_is_in_recovery()",

@@ -402,3 +402,33 @@ fn a_server_stuck_in_startup_is_named_as_such_not_as_a_firewall() {
         locker.join().unwrap().unwrap();
     });
 }
+
+#[test]
+fn a_dead_watchdog_ends_the_process_non_zero_instead_of_feeding_nothing() {
+    let dir = workdir();
+    let socket_path = dir.path().join("notify.sock");
+    let _socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    let url = shared().create_database().unwrap();
+    let addr = free_addr();
+    let config = format!(
+        "[http]\nlisten = \"{addr}\"\n{}",
+        target("db", url.expose(), "")
+    );
+    let serve = Serve::start_with(
+        dir.path(),
+        &addr,
+        &config,
+        &[],
+        &[
+            ("FAILPOINTS", "watchdog=panic"),
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "2000000"),
+        ],
+    );
+    let (status, log) = serve.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("the systemd watchdog task died (panicked: failpoint watchdog panic)"),
+        "{log}"
+    );
+}

@@ -249,9 +249,14 @@ async fn dump_and_count(
     client: &tokio_postgres::Client,
     target: &TargetConfig,
 ) -> Result<BTreeMap<String, i64>> {
-    let child = command
-        .spawn()
-        .map_err(|e| Error::failed(format!("cannot run pg_dump: {e}")))?;
+    let mut busy = tools::BusyRetry::default();
+    let child = loop {
+        match command.spawn() {
+            Err(e) if busy.again(&e).await => continue,
+            Err(e) => return Err(Error::failed(format!("cannot run pg_dump: {e}"))),
+            Ok(child) => break child,
+        }
+    };
     let dumped = async {
         let out = child
             .wait_with_output()

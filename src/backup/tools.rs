@@ -180,15 +180,46 @@ fn sslmode(mode: SslMode) -> &'static str {
 
 /// Run a command to completion; a non-zero exit is an error carrying its stderr.
 pub async fn run(command: &mut Command, what: &str) -> Result<Output> {
-    let out = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| Error::failed(format!("cannot run {what}: {e}; {INSTALL_HINT}")))?;
+        .kill_on_drop(true);
+    let mut busy = BusyRetry::default();
+    let out = loop {
+        match command.output().await {
+            Err(e) if busy.again(&e).await => continue,
+            Err(e) => {
+                return Err(Error::failed(format!(
+                    "cannot run {what}: {e}; {INSTALL_HINT}"
+                )));
+            }
+            Ok(out) => break out,
+        }
+    };
     check(out, what)
+}
+
+/// Starting a program fails with `ETXTBSY` while some process still holds
+/// the file open for writing: a wrapper script written a moment ago (whose
+/// descriptor a concurrently forked child inherited until its exec), a
+/// package upgrade. That passes within milliseconds, so it is tried again a
+/// few times before it counts as a failure.
+#[derive(Default)]
+pub struct BusyRetry {
+    tries: u32,
+}
+
+impl BusyRetry {
+    /// Whether to try again (after waiting) after `error`.
+    pub async fn again(&mut self, error: &std::io::Error) -> bool {
+        if error.raw_os_error() != Some(libc::ETXTBSY) || self.tries >= 5 {
+            return false;
+        }
+        self.tries += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20 << self.tries)).await;
+        true
+    }
 }
 
 /// Turn a finished program's exit status into a result with its stderr.
