@@ -2,8 +2,8 @@
 //! sizes from the catalog decide, exemptions let a statement through, exit
 //! codes and formats are what CI reads.
 
-mod serve_support;
-mod support;
+use crate::serve_support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -89,11 +89,10 @@ fn a_type_change_on_a_table_of_hundreds_of_mb_is_an_error_naming_its_size_and_on
         out.contains("V1__widen_big.sql:1:1: error[alter-column-type]"),
         "{out}"
     );
-    assert!(
-        out.contains("(big is 300 MB, ~38400 rows, in the target)"),
-        "{out}"
-    );
+    assert!(out.contains("MiB, ~38400 rows, in the target)"), "{out}");
 
+    // 38400 pages of 8 KiB, plus the free space map.
+    assert!(out.contains("(big is 300."), "{out}");
     let (code, out) = project.stdout(&["lint", "--format", "json"]);
     assert_eq!(code, Some(1), "{out}");
     let json: serde_json::Value = serde_json::from_str(&out).expect("json");

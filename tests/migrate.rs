@@ -2,7 +2,7 @@
 //! scripts, concurrent runners, errors with file and line, drift, stamp,
 //! non-transactional files, offline SQL through psql, lock timeouts.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

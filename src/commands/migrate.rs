@@ -1,5 +1,6 @@
 //! `pgwarden migrate`: a thin shell over [`crate::migrate`].
 
+use super::TargetArg;
 use crate::cli::Context;
 use crate::config::TargetConfig;
 use crate::error::{Error, Result};
@@ -7,9 +8,8 @@ use crate::migrate::{self, DownOptions, MigrateReport, MigrationStatus, UpOption
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The target to migrate (default: the first with `migrate = true`, else the first).
-    #[arg(long, short = 't', global = true, value_name = "NAME")]
-    pub target: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArg,
 
     #[command(subcommand)]
     pub action: Action,
@@ -105,9 +105,9 @@ pub enum FailOn {
 pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
     let config = &ctx.config;
     match args.action {
-        Action::Lint(lint_args) => run_lint(ctx, args.target.as_deref(), lint_args).await,
+        Action::Lint(lint_args) => run_lint(ctx, &args.target, lint_args).await,
         Action::Trace { format } => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let traced = migrate::trace::trace(config, target).await?;
             if format == lint::report::Format::Json {
                 let text =
@@ -141,7 +141,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             Ok(0)
         }
         Action::Init => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let dir = migrate::init(config, target).await?;
             println!(
                 "migrations folder {} ready; history table {} ready on target `{}`",
@@ -152,25 +152,25 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             Ok(0)
         }
         Action::Up { revision, .. } => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let report = migrate::up(config, target, &UpOptions { revision }).await?;
             print_report(target, &report);
             Ok(0)
         }
         Action::Down { revision, .. } => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let report = migrate::down(config, target, &DownOptions { revision }).await?;
             print_report(target, &report);
             Ok(0)
         }
         Action::Stamp { revision } => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let report = migrate::stamp(config, target, revision).await?;
             print_report(target, &report);
             Ok(0)
         }
         Action::Status { json } => {
-            let target = target(ctx, args.target.as_deref())?;
+            let target = args.target.migrating(&ctx.config)?;
             let status = migrate::status(config, target).await?;
             if json {
                 let text = serde_json::to_string_pretty(&status)
@@ -184,7 +184,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
     }
 }
 
-async fn run_lint(ctx: &Context, target_name: Option<&str>, args: LintArgs) -> Result<u8> {
+async fn run_lint(ctx: &Context, target: &TargetArg, args: LintArgs) -> Result<u8> {
     if args.rules {
         for r in lint::RULES {
             println!(
@@ -198,10 +198,10 @@ async fn run_lint(ctx: &Context, target_name: Option<&str>, args: LintArgs) -> R
         }
         return Ok(0);
     }
-    let target = if args.offline || (target_name.is_none() && ctx.config.targets.is_empty()) {
+    let target = if args.offline || (target.name.is_none() && ctx.config.targets.is_empty()) {
         None
     } else {
-        Some(target(ctx, target_name)?)
+        Some(target.migrating(&ctx.config)?)
     };
     let (findings, files) =
         migrate::lint(&ctx.config, target, &args.files, args.all, &args.allow).await?;
@@ -212,15 +212,6 @@ async fn run_lint(ctx: &Context, target_name: Option<&str>, args: LintArgs) -> R
         FailOn::Info => lint::Severity::Info,
     };
     Ok(u8::from(findings.iter().any(|f| f.severity >= fail_on)))
-}
-
-/// `--target`, else the first target with `migrate = true`, else the first.
-fn target<'a>(ctx: &'a Context, name: Option<&str>) -> Result<&'a TargetConfig> {
-    if name.is_some() {
-        return ctx.config.target(name);
-    }
-    let targets = ctx.config.require_targets()?;
-    Ok(targets.iter().find(|t| t.migrate).unwrap_or(&targets[0]))
 }
 
 fn print_report(target: &TargetConfig, report: &MigrateReport) {

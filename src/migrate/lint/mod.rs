@@ -561,22 +561,9 @@ fn rows(rows: f64) -> String {
     }
 }
 
-/// 1.5 GB, 310 MB, 8 kB (powers of 1024, as pg_size_pretty).
+/// Sizes as everywhere in pgwarden (IEC units).
 pub fn human_bytes(bytes: i64) -> String {
-    let units = ["bytes", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} bytes")
-    } else if value < 10.0 {
-        format!("{value:.1} {}", units[unit])
-    } else {
-        format!("{value:.0} {}", units[unit])
-    }
+    crate::report::human_bytes(bytes as f64)
 }
 
 /// The tables findings are about (to look up in the target).

@@ -369,7 +369,7 @@ fn sizes_decide_sized_rules() {
     assert!(
         large[0]
             .message
-            .contains("(users is 300 MB, ~1000 rows, in the target)"),
+            .contains("(users is 300.0 MiB, ~1000 rows, in the target)"),
         "{}",
         large[0].message
     );
