@@ -17,6 +17,7 @@ pub mod health;
 pub mod migrate;
 pub mod pool;
 pub mod report;
+pub mod schema;
 pub mod seed;
 pub mod serve;
 

@@ -5,5 +5,6 @@ pub mod config;
 pub mod demo;
 pub mod health;
 pub mod migrate;
+pub mod schema;
 pub mod seed;
 pub mod serve;

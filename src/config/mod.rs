@@ -36,6 +36,7 @@ pub struct Config {
     pub migrations: crate::migrate::MigrationsConfig,
     pub backup: crate::backup::BackupConfig,
     pub seed: crate::seed::SeedConfig,
+    pub schema: crate::schema::SchemaConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetConfig>,
     /// The file this came from, if any (not a key).
@@ -53,6 +54,7 @@ impl Default for Config {
             migrations: Default::default(),
             backup: Default::default(),
             seed: Default::default(),
+            schema: Default::default(),
             targets: Vec::new(),
             source: None,
         }
