@@ -491,9 +491,14 @@ fn drop_phase(
     match (&object.detail, action) {
         (Detail::Enum { schema, name, .. } | Detail::Domain { schema, name, .. }, Action::Swap) => {
             let aside = aside_name(name);
-            out.push(Statement::plain(format!(
-                "ALTER TYPE {schema}.{name} RENAME TO {aside}"
-            )));
+            out.push(Statement {
+                sql: format!("ALTER TYPE {schema}.{name} RENAME TO {aside}"),
+                warning: Some(format!(
+                    "{} {schema}.{name} is recreated and its columns converted through text: values the new type rejects make it fail",
+                    object.kind.label()
+                )),
+                no_transaction: false,
+            });
             late.push((key.to_string(), format!("DROP TYPE {schema}.{aside}")));
         }
         // Columns may still use it until they are converted in the next phase.

@@ -5,6 +5,7 @@
 //! one in a [`scratch`] database; every side is then read into a
 //! [`model::Model`] by [`introspect`] and compared by [`diff`].
 
+pub mod autogen;
 pub mod diff;
 pub mod introspect;
 pub mod model;

@@ -81,17 +81,12 @@ impl Scratch {
         if let (Some(admin), false) = (&self.dev_url, self.created.is_empty())
             && let Ok(client) = connect(admin, "scratch").await
         {
-            {
-                for name in self.created.drain(..) {
-                    if let Err(e) = client
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await
-                    {
-                        tracing::warn!(
-                            "could not drop scratch database {name}: {}",
-                            db_message(&e)
-                        );
-                    }
+            for name in self.created.drain(..) {
+                if let Err(e) = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                {
+                    tracing::warn!("could not drop scratch database {name}: {}", db_message(&e));
                 }
             }
         }
@@ -126,18 +121,16 @@ impl Scratch {
         if let Some(v) = version
             && !files.iter().any(|m| m.version == v)
         {
-            {
-                let known: Vec<String> = files.iter().map(|m| m.version.to_string()).collect();
-                return Err(Error::usage(format!(
-                    "migrations@{v}: no migration has version {v} in {}; known versions: {}",
-                    migrate::dir(config).display(),
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                )));
-            }
+            let known: Vec<String> = files.iter().map(|m| m.version.to_string()).collect();
+            return Err(Error::usage(format!(
+                "migrations@{v}: no migration has version {v} in {}; known versions: {}",
+                migrate::dir(config).display(),
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            )));
         }
         let url = self.database().await?;
         let (scratch_config, target) = scratch_target(config, &url);
