@@ -522,3 +522,52 @@ fn a_bad_side_is_named() {
         support::output_text(&out)
     );
 }
+
+#[test]
+fn changes_to_existing_tables_keep_production_moving() {
+    let cluster = shared();
+    let a = load(
+        cluster,
+        "CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE t (a int, b int, old_name text, gone int);",
+    )
+    .unwrap();
+    let b = load(
+        cluster,
+        "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE t (a int NOT NULL, b bigint CONSTRAINT t_b_pos CHECK (b > 0) REFERENCES p, new_name text);
+         CREATE INDEX t_a_idx ON t (a);",
+    )
+    .unwrap();
+    let dir = workdir();
+    let out = pgwarden(dir.path())
+        .args(["schema", "diff"])
+        .arg(cluster.url_for(&a).expose())
+        .arg(cluster.url_for(&b).expose())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    for expected in [
+        "CREATE INDEX CONCURRENTLY t_a_idx ON public.t USING btree (a);",
+        "ALTER TABLE public.t ADD CONSTRAINT t_b_fkey FOREIGN KEY (b) REFERENCES p(id) NOT VALID;",
+        "ALTER TABLE public.t VALIDATE CONSTRAINT t_b_fkey;",
+        "ALTER TABLE public.t ADD CONSTRAINT t_b_pos CHECK ((b > 0)) NOT VALID;",
+        "ALTER TABLE public.t VALIDATE CONSTRAINT t_b_pos;",
+        "ALTER TABLE public.t ADD CONSTRAINT pgwarden_not_null CHECK (a IS NOT NULL) NOT VALID;\nALTER TABLE public.t VALIDATE CONSTRAINT pgwarden_not_null;\nALTER TABLE public.t ALTER COLUMN a SET NOT NULL;\nALTER TABLE public.t DROP CONSTRAINT pgwarden_not_null;",
+        "-- WARNING: column public.t.gone: drops the column and its data\nALTER TABLE public.t DROP COLUMN gone;",
+        "-- WARNING: changes column public.t.b from integer to bigint",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    assert!(stderr.contains("warning: column public.t.gone: drops the column"), "{stderr}");
+    assert!(
+        stderr.contains("note: column public.t.old_name is dropped and public.t.new_name (text) added: if it is a rename"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("public.t.gone is dropped and"), "{stderr}");
+    apply(cluster, &a, &stdout).unwrap();
+    assert_eq!(diff(cluster, &a, &b).unwrap(), "");
+}
