@@ -30,6 +30,8 @@ pub enum Action {
     },
     /// Exit 1 and print the difference when the schema folder and the migrations at head differ.
     Check,
+    /// List objects changed out of band: the target against what its applied migrations produce. Exit 1 on drift.
+    Drift,
     /// Apply pending migrations (all, or up to --revision).
     Up {
         /// Stop after this version.
@@ -76,6 +78,10 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             autogenerate: true,
         } => autogenerate(config, &message).await,
         Action::Check => check(config).await,
+        Action::Drift => {
+            let target = target(ctx, args.target.as_deref())?;
+            drift(config, target).await
+        }
         Action::Create { message, .. } => {
             let (up, down) = migrate::create(config, &message)?;
             println!("created {}\ncreated {}", up.display(), down.display());
@@ -160,6 +166,31 @@ async fn autogenerate(config: &crate::config::Config, message: &str) -> Result<u
         eprintln!("note: {note}");
     }
     Ok(0)
+}
+
+async fn drift(config: &crate::config::Config, target: &TargetConfig) -> Result<u8> {
+    let report = crate::schema::drift::against_migrations(config, target).await?;
+    let version = report
+        .version
+        .map_or("no migrations".to_string(), |v| format!("version {v}"));
+    if report.changes.is_empty() {
+        println!(
+            "target `{}`: no drift; the schema is what its migrations produce at {version}",
+            target.name
+        );
+        return Ok(0);
+    }
+    println!(
+        "target `{}`: {} object(s) changed out of band (compared with the migrations at {version}):",
+        target.name,
+        report.changes.len()
+    );
+    for change in &report.changes {
+        println!("  {change}");
+    }
+    println!("SQL that would undo it (review before running):");
+    print!("{}", report.undo.render());
+    Ok(1)
 }
 
 async fn check(config: &crate::config::Config) -> Result<u8> {

@@ -254,6 +254,7 @@ pub async fn up(
             report.current_version = Some(migration.version);
             report.pending -= 1;
         }
+        crate::schema::drift::record_after_migrate(&session.client, report.current_version).await;
         Ok(report)
     })
     .await
@@ -299,6 +300,7 @@ pub async fn down(
                 .filter(|v| *v < step.migration.version)
                 .max();
         }
+        crate::schema::drift::record_after_migrate(&session.client, report.current_version).await;
         Ok(report)
     })
     .await

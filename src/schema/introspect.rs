@@ -308,10 +308,11 @@ fn relations_sql() -> String {
            array_to_string(c.reloptions, ', '), c.relrowsecurity, c.relforcerowsecurity, c.relispartition
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p', 'v', 'm') AND {USER_NS} AND {}
-           AND c.relname NOT IN ('{}', '{}')",
+           AND c.relname NOT IN ('{}', '{}', '{}')",
         not_member("pg_class", "c.oid"),
         crate::migrate::plan::HISTORY_TABLE,
         crate::migrate::history::INCOMPLETE_TABLE,
+        super::drift::FINGERPRINT_TABLE,
         q = qname("n", "c.relname"),
         pq = qname("pn", "p.relname"),
     )

@@ -7,6 +7,7 @@
 
 pub mod autogen;
 pub mod diff;
+pub mod drift;
 pub mod introspect;
 pub mod model;
 pub mod scratch;
