@@ -560,9 +560,15 @@ fn changes_to_existing_tables_keep_production_moving() {
         "-- WARNING: column public.t.gone: drops the column and its data\nALTER TABLE public.t DROP COLUMN gone;",
         "-- WARNING: changes column public.t.b from integer to bigint",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
-    assert!(stderr.contains("warning: column public.t.gone: drops the column"), "{stderr}");
+    assert!(
+        stderr.contains("warning: column public.t.gone: drops the column"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("note: column public.t.old_name is dropped and public.t.new_name (text) added: if it is a rename"),
         "{stderr}"

@@ -78,9 +78,14 @@ fn the_daemon_counts_drifted_objects_within_one_interval() {
     let config = format!(
         "[http]\nlisten = \"{addr}\"\n[schema]\ndrift_interval = \"1s\"\n{}{}",
         target("main", db.expose(), "migrate = true"),
-        target("unmigrated", shared().create_database().unwrap().expose(), "")
+        target(
+            "unmigrated",
+            shared().create_database().unwrap().expose(),
+            ""
+        )
     );
     let path = support::write_file(dir.path(), "pgwarden.toml", &config);
+    // The fingerprint is recorded by the migration, because drift detection is on.
     let (code, text) = migrate(dir.path(), &path, &["up", "--target", "main"]);
     assert_eq!(code, 0, "{text}");
 

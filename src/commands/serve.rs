@@ -22,9 +22,12 @@ pub async fn run(ctx: &Context, _args: Args) -> Result<u8> {
     // Drift against the fingerprint recorded at each migration (targets as at start).
     let drift = crate::schema::drift::DriftMetrics::default();
     daemon.add_source(std::sync::Arc::new(drift.clone()));
-    let watcher = tokio::spawn(crate::schema::drift::watch(ctx.config.clone(), drift));
+    let watcher = crate::schema::drift::enabled(&ctx.config)
+        .then(|| tokio::spawn(crate::schema::drift::watch(ctx.config.clone(), drift)));
     let outcome = daemon.run().await;
-    watcher.abort();
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     outcome?;
     Ok(0)
 }

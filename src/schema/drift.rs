@@ -93,9 +93,13 @@ fn model_parents(a: &Model, b: &Model) -> impl Fn(&str) -> Option<String> {
     move |k: &str| parents.get(k).cloned()
 }
 
-/// Record the target's fingerprint (after pgwarden migrated it). A failure
-/// is logged, never fails the migration that already happened.
-pub async fn record_after_migrate(client: &Client, version: Option<i64>) {
+/// Record the target's fingerprint (after pgwarden migrated it), when drift
+/// detection is on (`schema.drift_interval` above 0: it adds a table to the
+/// target). A failure is logged, never fails the migration that already happened.
+pub async fn record_after_migrate(config: &Config, client: &Client, version: Option<i64>) {
+    if !enabled(config) {
+        return;
+    }
     if let Err(e) = record(client, version).await {
         tracing::warn!("could not record the schema fingerprint (drift detection): {e}");
     }
@@ -141,7 +145,10 @@ pub async fn against_fingerprint(client: &Client) -> Result<Option<Vec<Change>>>
         return Ok(None);
     }
     let row = client
-        .query_opt(&format!("SELECT objects FROM {FINGERPRINT_TABLE} LIMIT 1"), &[])
+        .query_opt(
+            &format!("SELECT objects FROM {FINGERPRINT_TABLE} LIMIT 1"),
+            &[],
+        )
         .await
         .map_err(|e| Error::failed(db_message(&e)))?;
     let Some(row) = row else { return Ok(None) };
@@ -224,9 +231,20 @@ impl crate::serve::MetricSource for DriftMetrics {
     }
 }
 
+/// Whether the daemon watches for drift (and migrations record fingerprints).
+pub fn enabled(config: &Config) -> bool {
+    !config.schema.drift_interval.get().is_zero()
+}
+
 /// Compare every target with its fingerprint, every `schema.drift_interval`.
 pub async fn watch(config: Config, metrics: DriftMetrics) {
-    let mut ticker = tokio::time::interval(config.schema.drift_interval.get().max(std::time::Duration::from_secs(1)));
+    let mut ticker = tokio::time::interval(
+        config
+            .schema
+            .drift_interval
+            .get()
+            .max(std::time::Duration::from_secs(1)),
+    );
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;

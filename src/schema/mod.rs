@@ -32,7 +32,9 @@ pub struct SchemaConfig {
     /// A server for scratch databases (needs CREATEDB); unset: a throwaway local cluster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dev_url: Option<DbUrl>,
-    /// How often the daemon compares each migrated target with its recorded fingerprint.
+    /// How often the daemon compares each migrated target with the catalog
+    /// fingerprint recorded when pgwarden migrated it; 0 (the default): off,
+    /// and migrations record no fingerprint.
     pub drift_interval: Duration,
 }
 
@@ -41,7 +43,7 @@ impl Default for SchemaConfig {
         Self {
             dir: PathBuf::from("schema"),
             dev_url: None,
-            drift_interval: Duration::secs(300),
+            drift_interval: Duration::secs(0),
         }
     }
 }
