@@ -56,6 +56,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
@@ -85,6 +89,7 @@ fn main() {
     let (a, b) = (cluster.url_for("bench_a"), cluster.url_for("bench_b"));
     let (mut ours, mut read_one, mut dumps, mut dump_one) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut diff_only = Vec::new();
     let mut statements = 0;
     let mut objects = 0;
     for _ in 0..3 {
@@ -95,7 +100,9 @@ fn main() {
             read_one.push(one.elapsed().as_secs_f64());
             (ma, read_url(&b).await.expect("read b"))
         });
+        let diffing = Instant::now();
         let d = diff::diff(&ma, &mb);
+        diff_only.push(diffing.elapsed().as_secs_f64());
         ours.push(started.elapsed().as_secs_f64());
         statements = d.statements.len();
         objects = ma.objects.len();
@@ -133,6 +140,10 @@ fn main() {
     println!(
         "  pgwarden read both + diff:          {:8.3} s ({statements} statements)",
         median(ours.clone())
+    );
+    println!(
+        "  of which the diff itself:           {:8.3} s",
+        median(diff_only)
     );
     println!(
         "  pg_dump --schema-only of both:      {:8.3} s",

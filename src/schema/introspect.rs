@@ -69,7 +69,16 @@ fn object(kind: Kind, key_name: &str, parent: Option<String>, target: String) ->
 }
 
 async fn query(client: &Client, what: &str, sql: String) -> Result<Vec<Row>> {
-    client.query(&sql, &[]).await.map_err(|e| {
+    let started = std::time::Instant::now();
+    let rows = client.query(&sql, &[]).await;
+    // Pipelined: each time is when its answer was complete, from the first query.
+    tracing::debug!(
+        what,
+        rows = rows.as_ref().map_or(0, Vec::len),
+        seconds = started.elapsed().as_secs_f64(),
+        "catalog query"
+    );
+    rows.map_err(|e| {
         Error::failed(format!(
             "reading {what} from the catalogs: {}",
             crate::migrate::session::db_message(&e)
