@@ -732,3 +732,89 @@ pub fn order(model: &Model) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(l: &[&str]) -> Vec<String> {
+        l.iter().map(|s| format!("'{s}'")).collect()
+    }
+
+    #[test]
+    fn enum_values_are_added_in_place_only_when_old_ones_keep_their_order() {
+        let sql = |old: &[&str], new: &[&str]| {
+            enum_values("TYPE t", &labels(old), &labels(new))
+                .map(|s| s.into_iter().map(|s| s.sql).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            sql(&["a", "b"], &["x", "a", "m", "b", "z"]),
+            Some(vec![
+                "ALTER TYPE t ADD VALUE 'x' BEFORE 'a'".to_string(),
+                "ALTER TYPE t ADD VALUE 'm' AFTER 'a'".to_string(),
+                "ALTER TYPE t ADD VALUE 'z' AFTER 'b'".to_string(),
+            ])
+        );
+        assert_eq!(sql(&["a", "b"], &["b", "a"]), None, "a reorder recreates");
+        assert_eq!(sql(&["a", "b"], &["a"]), None, "a removal recreates");
+    }
+
+    #[test]
+    fn privileges_become_the_grants_and_revokes_between_them() {
+        let set = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let out = acl_changes(
+            "TABLE s.t",
+            &set(&["app\tSELECT\tfalse", "app\tINSERT\tfalse"]),
+            &set(&["app\tSELECT\tfalse", "PUBLIC\tSELECT\ttrue"]),
+        );
+        assert_eq!(
+            out,
+            vec![
+                "REVOKE INSERT ON TABLE s.t FROM app",
+                "GRANT SELECT ON TABLE s.t TO PUBLIC WITH GRANT OPTION"
+            ]
+        );
+    }
+
+    fn object(key: &str, kind: Kind, parent: Option<&str>) -> Object {
+        Object {
+            key: key.to_string(),
+            kind,
+            parent: parent.map(String::from),
+            def: String::new(),
+            create: vec![format!("CREATE {key}")],
+            drop: vec![format!("DROP {key}")],
+            target: key.to_string(),
+            detail: Detail::None,
+            position: 0,
+        }
+    }
+
+    #[test]
+    fn order_puts_dependencies_first_and_lifts_column_needs_to_the_table() {
+        let mut m = Model::default();
+        m.add(object("view:v", Kind::View, None));
+        m.add(object("table:t", Kind::Table, None));
+        m.add(object("column:t.c", Kind::Column, Some("table:t")));
+        m.add(object("enum:e", Kind::Enum, None));
+        m.deps.insert(("view:v".into(), "column:t.c".into()));
+        m.deps.insert(("column:t.c".into(), "enum:e".into()));
+        let order = order(&m);
+        let at = |k: &str| order.iter().position(|o| o == k).unwrap();
+        assert!(at("enum:e") < at("table:t"), "{order:?}");
+        assert!(
+            at("table:t") < at("column:t.c") && at("column:t.c") < at("view:v"),
+            "{order:?}"
+        );
+    }
+
+    #[test]
+    fn a_cycle_does_not_lose_objects() {
+        let mut m = Model::default();
+        m.add(object("function:f", Kind::Function, None));
+        m.add(object("table:t", Kind::Table, None));
+        m.deps.insert(("function:f".into(), "table:t".into()));
+        m.deps.insert(("table:t".into(), "function:f".into()));
+        assert_eq!(order(&m), vec!["function:f", "table:t"]);
+    }
+}

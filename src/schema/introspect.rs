@@ -96,25 +96,34 @@ fn maybe<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> R
 
 /// Read the whole schema of the database `client` is connected to.
 pub async fn read_model(client: &Client) -> Result<Model> {
-    let (schemas, extensions, types, sequences, relations) = futures::try_join!(
-        query(client, "schemas", schemas_sql()),
-        query(client, "extensions", extensions_sql()),
-        query(client, "types", types_sql()),
-        query(client, "sequences", sequences_sql()),
-        query(client, "relations", relations_sql()),
-    )?;
-    let (columns, constraints, indexes, functions, triggers, policies) = futures::try_join!(
-        query(client, "columns", columns_sql()),
-        query(client, "constraints", constraints_sql()),
-        query(client, "indexes", indexes_sql()),
-        query(client, "functions", functions_sql()),
-        query(client, "triggers", triggers_sql()),
-        query(client, "policies", policies_sql()),
-    )?;
-    let (comments, acls, depends) = futures::try_join!(
-        query(client, "comments", comments_sql()),
-        query(client, "privileges", acls_sql()),
-        query(client, "dependencies", depends_sql()),
+    // All at once: tokio-postgres pipelines them on the one connection.
+    let (
+        (schemas, extensions, types, sequences, relations),
+        (columns, constraints, indexes, functions, triggers, policies),
+        (comments, acls, depends),
+    ) = futures::try_join!(
+        futures::future::try_join5(
+            query(client, "schemas", schemas_sql()),
+            query(client, "extensions", extensions_sql()),
+            query(client, "types", types_sql()),
+            query(client, "sequences", sequences_sql()),
+            query(client, "relations", relations_sql()),
+        ),
+        async {
+            futures::try_join!(
+                query(client, "columns", columns_sql()),
+                query(client, "constraints", constraints_sql()),
+                query(client, "indexes", indexes_sql()),
+                query(client, "functions", functions_sql()),
+                query(client, "triggers", triggers_sql()),
+                query(client, "policies", policies_sql()),
+            )
+        },
+        futures::future::try_join3(
+            query(client, "comments", comments_sql()),
+            query(client, "privileges", acls_sql()),
+            query(client, "dependencies", depends_sql()),
+        ),
     )?;
     let mut b = Builder::default();
     add_schemas(&mut b, &schemas)?;
