@@ -70,6 +70,12 @@ async fn generate(config: &Config, message: &str, scratch: &mut Scratch) -> Resu
         .await
         .map_err(|e| e.context("the generated migration was not written"))?;
     let mut files = Vec::new();
+    std::fs::create_dir_all(migrate::dir(config)).map_err(|e| {
+        Error::failed(format!(
+            "cannot create {}: {e}",
+            migrate::dir(config).display()
+        ))
+    })?;
     for path in written {
         let name = path.file_name().expect("a file");
         let dest = migrate::dir(config).join(name);

@@ -117,6 +117,10 @@ impl Scratch {
         config: &Config,
         version: Option<i64>,
     ) -> Result<DbUrl> {
+        if version.is_none() && !migrate::dir(config).exists() {
+            // No migrations yet (the first `migrate create --autogenerate`): an empty schema.
+            return self.database().await;
+        }
         let files = migrate::load(config)?;
         if let Some(v) = version
             && !files.iter().any(|m| m.version == v)
