@@ -104,8 +104,23 @@ pub async fn read_url(url: &DbUrl) -> Result<Model> {
     introspect::read_model(&client).await
 }
 
-/// The model of one side, loading it into a scratch database when needed.
-pub async fn load(source: &Source, config: &Config, scratch: &mut Scratch) -> Result<Model> {
+/// A side as a live database: folders and migrations are loaded into a scratch one.
+pub async fn materialize(
+    source: &Source,
+    config: &Config,
+    scratch: &mut Scratch,
+) -> Result<Source> {
+    Ok(match source {
+        Source::Folder(dir) => Source::Url(scratch.load_folder(dir).await?),
+        Source::Migrations(version) => {
+            Source::Url(scratch.load_migrations(config, *version).await?)
+        }
+        live => live.clone(),
+    })
+}
+
+/// The model of a live side (after [`materialize`]).
+pub async fn load(source: &Source, config: &Config) -> Result<Model> {
     match source {
         Source::Url(url) => read_url(url).await,
         Source::Target(name) => {
@@ -113,10 +128,9 @@ pub async fn load(source: &Source, config: &Config, scratch: &mut Scratch) -> Re
             let client = crate::pool::connect_direct(target).await?;
             introspect::read_model(&client).await
         }
-        Source::Folder(dir) => read_url(&scratch.load_folder(dir).await?).await,
-        Source::Migrations(version) => {
-            read_url(&scratch.load_migrations(config, *version).await?).await
-        }
+        other => Err(Error::failed(format!(
+            "{other:?} must be loaded into a scratch database first"
+        ))),
     }
 }
 
@@ -124,8 +138,10 @@ pub async fn load(source: &Source, config: &Config, scratch: &mut Scratch) -> Re
 pub async fn diff_sources(config: &Config, from: &Source, to: &Source) -> Result<Diff> {
     let mut scratch = Scratch::new(config);
     let result = async {
-        let a = load(from, config, &mut scratch).await?;
-        let b = load(to, config, &mut scratch).await?;
+        // Databases are read side by side; what needs a scratch database loads first.
+        let from = materialize(from, config, &mut scratch).await?;
+        let to = materialize(to, config, &mut scratch).await?;
+        let (a, b) = futures::try_join!(load(&from, config), load(&to, config))?;
         Ok(diff::diff(&a, &b))
     }
     .await;
