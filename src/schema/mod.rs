@@ -148,3 +148,32 @@ pub async fn diff_sources(config: &Config, from: &Source, to: &Source) -> Result
     scratch.close().await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TargetConfig;
+
+    #[test]
+    fn sides_are_urls_migrations_targets_or_folders() {
+        let mut config = Config::default();
+        let url = DbUrl::parse("postgresql://u:p@db/app").unwrap();
+        config
+            .targets
+            .push(TargetConfig::from_url("prod", url.clone()));
+        let parse = |t: &str| Source::parse(t, &config);
+        assert_eq!(parse("postgresql://u:p@db/app"), Ok(Source::Url(url)));
+        assert_eq!(parse("migrations"), Ok(Source::Migrations(None)));
+        assert_eq!(parse("migrations@42"), Ok(Source::Migrations(Some(42))));
+        assert_eq!(parse("prod"), Ok(Source::Target("prod".into())));
+        assert_eq!(parse("src"), Ok(Source::Folder("src".into())));
+        let bad = parse("migrations@head").unwrap_err();
+        assert!(bad.message().contains("migrations@20240901000000"), "{bad}");
+        let unknown = parse("prdo").unwrap_err();
+        assert!(
+            unknown.message().contains("configured target (prod)"),
+            "{unknown}"
+        );
+        assert_eq!(unknown.exit_code(), 2);
+    }
+}
