@@ -22,6 +22,11 @@ const fn pair(name: &'static str, a: &'static str, b: &'static str) -> Pair {
 
 const PAIRS: &[Pair] = &[
     pair(
+        "the whole education schema from nothing and back",
+        "",
+        include_str!("../schema/education.sql"),
+    ),
+    pair(
         "schema and table",
         "",
         "CREATE SCHEMA app; CREATE TABLE app.t (id int PRIMARY KEY, note text);",
@@ -257,6 +262,16 @@ const PAIRS: &[Pair] = &[
          CREATE TABLE kid (id int PRIMARY KEY, parent_id int REFERENCES parent);
          CREATE VIEW kids AS SELECT k.id FROM kid k JOIN parent p ON p.id = k.parent_id;",
         "CREATE TABLE kid (id int PRIMARY KEY, parent_id int);",
+    ),
+    pair(
+        "two tables referencing each other, created and dropped together",
+        "CREATE TABLE keep (id int);",
+        "CREATE TABLE keep (id int);
+         CREATE TABLE ma (id int PRIMARY KEY, mb_id int);
+         CREATE TABLE mb (id int PRIMARY KEY, ma_id int REFERENCES ma);
+         ALTER TABLE ma ADD CONSTRAINT ma_mb_fkey FOREIGN KEY (mb_id) REFERENCES mb;
+         CREATE FUNCTION mb_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+         CREATE TRIGGER mb_touch BEFORE UPDATE ON mb FOR EACH ROW EXECUTE FUNCTION mb_touch();",
     ),
     pair(
         "a primary key's column retyped under a foreign key",

@@ -120,9 +120,21 @@ pub fn diff(from: &Model, to: &Model) -> Diff {
     let mut statements = Vec::new();
     let mut late = Vec::new();
     let from_order = order(from);
+    let mut needs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (a, b) in &from.deps {
+        needs.entry(a.as_str()).or_default().push(b.as_str());
+    }
     for key in from_order.iter().rev() {
         if let Some(action) = actions.get(key) {
-            drop_phase(from, key, action, &actions, &mut statements, &mut late);
+            drop_phase(
+                from,
+                key,
+                action,
+                &actions,
+                &needs,
+                &mut statements,
+                &mut late,
+            );
         }
     }
     for key in order(to) {
@@ -468,26 +480,42 @@ fn propagate(from: &Model, to: &Model, actions: &mut BTreeMap<String, Action>) {
     }
 }
 
-fn ancestor_dropping(model: &Model, key: &str, actions: &BTreeMap<String, Action>) -> bool {
+/// Whether dropping `key` is implied by an ancestor's drop (a table's
+/// drop takes its indexes). Not when it also needs something outside that
+/// ancestor which is dropped too (a foreign key to another dropped table):
+/// then it is dropped on its own, first, so that the other drop can go.
+fn implied_by_ancestor(
+    model: &Model,
+    key: &str,
+    actions: &BTreeMap<String, Action>,
+    needs: &BTreeMap<&str, Vec<&str>>,
+) -> bool {
     let mut parent = model.objects.get(key).and_then(|o| o.parent.clone());
     while let Some(p) = parent {
         if actions.get(&p).is_some_and(Action::dropping) {
-            return true;
+            let inline = model.objects.get(key).is_some_and(|o| o.kind.inline());
+            let elsewhere =
+                needs.get(key).into_iter().flatten().any(|b| {
+                    actions.get(*b).is_some_and(Action::dropping) && !model.is_within(b, &p)
+                });
+            return inline || !elsewhere;
         }
         parent = model.objects.get(&p).and_then(|o| o.parent.clone());
     }
     false
 }
 
+#[allow(clippy::too_many_arguments)]
 fn drop_phase(
     from: &Model,
     key: &str,
     action: &Action,
     actions: &BTreeMap<String, Action>,
+    needs: &BTreeMap<&str, Vec<&str>>,
     out: &mut Vec<Statement>,
     late: &mut Vec<(String, String)>,
 ) {
-    if !action.dropping() || ancestor_dropping(from, key, actions) {
+    if !action.dropping() || implied_by_ancestor(from, key, actions, needs) {
         return;
     }
     let object = &from.objects[key];
