@@ -56,10 +56,19 @@ fn migrate_drift_names_each_hand_made_change() {
     assert!(text.contains("no drift"), "{text}");
 
     shared().psql(&db.database(), HAND_MADE).unwrap();
+    shared()
+        .psql(
+            &db.database(),
+            "CREATE TABLE scratchpad (id int PRIMARY KEY, note text)",
+        )
+        .unwrap();
     let (code, text) = migrate(dir.path(), &config, &["drift", "--target", "main"]);
     assert_eq!(code, 1, "{text}");
     for line in [
-        "3 object(s) changed out of band",
+        // A new table counts once, not once per column and key.
+        "4 object(s) changed out of band",
+        "added table public.scratchpad",
+        "DROP TABLE public.scratchpad",
         "added index public.users_last_login_idx",
         "removed constraint public.users.users_email_format",
         "changed column public.users.is_active",
