@@ -124,6 +124,7 @@ async fn run(cli: Cli) -> Result<u8> {
 
 /// Logs go to stderr, so stdout stays clean for `--json` and `--sql` output.
 fn init_logging(config: &Config, force_json: bool) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let mut filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.log.level.clone());
     if config.log.echo {
@@ -131,8 +132,13 @@ fn init_logging(config: &Config, force_json: bool) {
         filter.push_str(",tokio_postgres=debug");
     }
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only for a person at a terminal: journald and log files store
+    // escape codes raw. A non-empty NO_COLOR (no-color.org) turns it off there too.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = if force_json || config.log.format == LogFormat::Json {
         builder.json().try_init()

@@ -14,6 +14,10 @@
 //!
 //! PostgreSQL refuses to run as root, so as root every server binary runs as
 //! the `postgres` OS user through `runuser`.
+//!
+//! Only what the demo and the benchmarks need lives here; the tests' fault
+//! injection (stopping, crashing and restarting a server, replicas) is built
+//! on [`Cluster::run_program`] and [`Cluster::start_from`] in the test support.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -23,7 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::dburl::DbUrl;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 
 /// The superuser password of every throwaway cluster (loopback only).
 pub const PASSWORD: &str = "warden-test-s3cret";
@@ -61,37 +65,19 @@ impl Cluster {
     pub fn start_with(options: &ClusterOptions) -> Result<Cluster> {
         let bin = bin_dir()?;
         let template = template(&bin)?;
-        let root = new_root()?;
-        let data = root.join("data");
-        copy_dir(template, &data)?;
-        Self::launch(bin, root, options)
+        Self::start_from(options, |data| copy_dir(template, data))
     }
 
-    /// Start a streaming replica of this cluster (pg_basebackup -R).
-    pub fn start_replica(&self) -> Result<Cluster> {
+    /// Start a cluster whose data directory `fill` creates at the path it is
+    /// given (as the OS user that runs PostgreSQL), e.g. with `pg_basebackup`
+    /// from another cluster ([`Cluster::run_program`]).
+    pub fn start_from(
+        options: &ClusterOptions,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<Cluster> {
         let root = new_root()?;
-        let data = root.join("data");
-        let out = run_pg(
-            &self.bin,
-            "pg_basebackup",
-            &[
-                &"-D",
-                &data,
-                &"-h",
-                &self.socket_dir(),
-                &"-p",
-                &self.port.to_string(),
-                &"-U",
-                &SUPERUSER,
-                &"-X",
-                &"stream",
-                &"-R",
-                &"-c",
-                &"fast",
-            ],
-        )?;
-        check_output(out, "pg_basebackup")?;
-        Self::launch(self.bin.clone(), root, &ClusterOptions::default())
+        fill(&root.join("data"))?;
+        Self::launch(bin_dir()?, root, options)
     }
 
     fn launch(bin: PathBuf, root: PathBuf, options: &ClusterOptions) -> Result<Cluster> {
@@ -131,7 +117,7 @@ impl Cluster {
     }
 
     fn pg_ctl_start(&self) -> Result<()> {
-        let log = self.root.join("server.log");
+        let log = self.log_path();
         let out = run_pg(
             &self.bin,
             "pg_ctl",
@@ -159,24 +145,11 @@ impl Cluster {
         )))
     }
 
-    /// Stop the server (fast shutdown), keeping its files.
-    pub fn stop(&self) -> Result<()> {
-        self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
-    }
-
-    /// Stop at once, like a crash (`-m immediate`).
-    pub fn kill(&self) -> Result<()> {
-        self.pg_ctl(&["stop", "-m", "immediate", "-w"])
-    }
-
-    /// Start again after `stop`, on the same port.
-    pub fn start_again(&self) -> Result<()> {
-        self.pg_ctl_start()
-    }
-
-    pub fn restart(&self) -> Result<()> {
-        self.stop()?;
-        self.start_again()
+    /// Run one of this cluster's PostgreSQL programs (`pg_ctl`,
+    /// `pg_basebackup`…) as the OS user that runs the server; its stdout.
+    pub fn run_program(&self, program: &str, args: &[&str]) -> Result<String> {
+        let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as _).collect();
+        check_output(run_pg(&self.bin, program, &args)?, program)
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Result<()> {
@@ -206,7 +179,12 @@ impl Cluster {
 
     /// The server log, for diagnosing a failed test.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.root.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Where the server writes its log (`pg_ctl -l`).
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("server.log")
     }
 
     /// The superuser URL of database `postgres` (password included).
@@ -297,33 +275,8 @@ pub fn bin_dir() -> Result<PathBuf> {
 }
 
 fn find_bin_dir() -> Result<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dir| dir.flatten().map(|e| e.path().join("bin")).collect())
-        .unwrap_or_default();
-    versions.sort_by_key(|p| {
-        let version = p
-            .parent()
-            .and_then(|v| v.file_name())
-            .and_then(|v| v.to_str());
-        std::cmp::Reverse(version.and_then(|v| v.parse::<u32>().ok()).unwrap_or(0))
-    });
-    candidates.extend(versions);
-    candidates
-        .into_iter()
-        .find(|dir| ["initdb", "pg_ctl", "postgres", "pg_basebackup"].iter().all(|b| dir.join(b).exists()))
+    crate::pg_bin::find(&["initdb", "pg_ctl", "postgres", "pg_basebackup"])
         .map(|dir| dir.canonicalize().unwrap_or(dir))
-        .or_else(|| {
-            // PATH may hold symlinks to initdb alone (Debian's /usr/local/bin): follow one.
-            let initdb = std::env::var_os("PATH")
-                .map(|p| std::env::split_paths(&p).map(|d| d.join("initdb")).collect::<Vec<_>>())?
-                .into_iter()
-                .find(|p| p.exists())?;
-            let real = initdb.canonicalize().ok()?;
-            Some(real.parent()?.to_path_buf())
-        })
         .ok_or_else(|| {
             Error::failed(format!(
                 "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH or in /usr/lib/postgresql/*/bin; {INSTALL_HINT}"
@@ -516,8 +469,4 @@ fn spawn_reaper(bin: &Path, root: &Path) -> Result<Child> {
     command
         .spawn()
         .map_err(|e| Error::failed(format!("cannot start the cleanup shell: {e}")))
-}
-
-fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::failed(format!("cannot {action} {}: {e}", path.display()))
 }

@@ -19,7 +19,8 @@ pub struct DbUrl {
 
 impl DbUrl {
     /// Parse a `postgres://` or `postgresql://` URL. The error never repeats
-    /// the input, because the input may hold a password.
+    /// the input, because the input may hold a password; it names the part
+    /// that is wrong (the user, the database name, a parameter).
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e}); {EXPECTED_FORM}"))?;
@@ -29,13 +30,15 @@ impl DbUrl {
                 url.scheme()
             ));
         }
+        check_escapes(&url)?;
+        check_parameters(&url)?;
         let has_socket_host = url.query_pairs().any(|(k, _)| k == "host");
         if url.host_str().unwrap_or("").is_empty() && !has_socket_host {
             return Err(format!("the URL names no host; {EXPECTED_FORM}"));
         }
         let parsed = Self { url };
         tokio_postgres::Config::from_str(parsed.url.as_str())
-            .map_err(|e| format!("PostgreSQL rejects it: {e}; {EXPECTED_FORM}"))?;
+            .map_err(|e| format!("PostgreSQL rejects it: {}; {EXPECTED_FORM}", chain(&e)))?;
         Ok(parsed)
     }
 
@@ -101,20 +104,157 @@ impl DbUrl {
         self.url.port().unwrap_or(5432)
     }
 
-    /// The same server and credentials, another database.
+    /// The same server and credentials, another database. The name is data,
+    /// not URL text: every byte outside the unreserved set is percent-encoded,
+    /// so `%ff`, `/` or `?` in a name stay part of the name.
     pub fn with_database(&self, database: &str) -> Self {
         let mut url = self.url.clone();
-        url.set_path(&format!("/{database}"));
+        url.set_path(&format!("/{}", encode(database)));
         Self { url }
     }
 
     /// The same URL with the password replaced (for `password_file`).
     pub fn with_password(&self, password: &str) -> Result<Self, String> {
         let mut url = self.url.clone();
-        url.set_password(Some(password))
+        // Encoded here: `set_password` would take a `%` in the secret as
+        // the start of an escape and change the password.
+        url.set_password(Some(&encode(password)))
             .map_err(|_| "this URL cannot carry a password".to_string())?;
         Ok(Self { url })
     }
+}
+
+/// Percent-encode everything but RFC 3986's unreserved characters.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Does `text`, percent-decoded, make valid UTF-8? (The driver decodes every
+/// part of the URL and refuses the whole string otherwise, without saying
+/// which part.)
+fn decodes(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).is_ok()
+}
+
+/// Name the part of the URL whose percent-escapes do not decode.
+fn check_escapes(url: &url::Url) -> Result<(), String> {
+    let bad = |part: &str| {
+        format!(
+            "the {part} holds a percent-escape that is not UTF-8 text (such as %ff); encode the text as UTF-8 and then percent-encode it; {EXPECTED_FORM}"
+        )
+    };
+    if !decodes(url.username()) {
+        return Err(bad("user name"));
+    }
+    if !url.password().is_none_or(decodes) {
+        return Err(bad("password"));
+    }
+    if !decodes(url.host_str().unwrap_or("")) {
+        return Err(bad("host"));
+    }
+    if !decodes(url.path()) {
+        return Err(bad("database name (the path)"));
+    }
+    for (key, value) in raw_parameters(url) {
+        if !decodes(key) || !decodes(value) {
+            return Err(bad(&format!("parameter `{}`", shown_key(key))));
+        }
+    }
+    Ok(())
+}
+
+/// Try each `?key=value` on its own, so an unknown parameter or a bad value
+/// is reported by name (the driver only says "invalid connection string").
+fn check_parameters(url: &url::Url) -> Result<(), String> {
+    for pair in url.query().unwrap_or("").split('&') {
+        if !pair.is_empty() && !pair.contains('=') {
+            return Err(format!(
+                "parameter `{}` has no value; write it as {0}=VALUE",
+                shown_key(pair)
+            ));
+        }
+    }
+    for (key, value) in raw_parameters(url) {
+        let alone = format!("postgresql://localhost/?{key}={value}");
+        if let Err(e) = tokio_postgres::Config::from_str(&alone) {
+            let key = shown_key(key);
+            let hint = if key == "sslmode" {
+                "; the URL takes sslmode=disable, prefer or require (for verify-ca or verify-full set the target's `sslmode` key instead)"
+            } else {
+                ""
+            };
+            let value = if is_secret(&key) {
+                String::new()
+            } else {
+                format!("={value}")
+            };
+            return Err(format!(
+                "parameter `{key}{value}` is not accepted: {}{hint}",
+                chain(&e)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `key=value` pairs of the query, still percent-encoded.
+fn raw_parameters(url: &url::Url) -> Vec<(&str, &str)> {
+    url.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .collect()
+}
+
+fn shown_key(key: &str) -> String {
+    url::form_urlencoded::parse(format!("{key}=").as_bytes())
+        .next()
+        .map_or_else(|| key.to_string(), |(k, _)| k.into_owned())
+}
+
+fn is_secret(key: &str) -> bool {
+    matches!(key, "password" | "sslpassword")
+}
+
+/// An error and its causes on one line ("invalid connection string: unknown
+/// option `x`"): the driver's own Display stops at the first.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        text.push_str(&format!(": {cause}"));
+        next = cause.source();
+    }
+    text
 }
 
 impl fmt::Display for DbUrl {
@@ -169,5 +309,53 @@ mod tests {
             assert!(!err.contains("hunter2"), "{err}");
             assert!(err.contains("expected postgres://"), "{err}");
         }
+    }
+
+    #[test]
+    fn bad_parts_are_named() {
+        for (bad, named) in [
+            ("postgres://u:hunter2@h/db?sslmode=bogus", "sslmode=bogus"),
+            (
+                "postgres://u:hunter2@h/db?sslmode=verify-full",
+                "`sslmode` key",
+            ),
+            ("postgres://u:hunter2@h/db?frobnicate=1", "`frobnicate=1`"),
+            ("postgres://u:hunter2@h/%ff", "database name"),
+            ("postgres://%ff:hunter2@h/db", "user name"),
+            ("postgres://u:hunter2%ff@h/db", "password"),
+            (
+                "postgres://u:hunter2@h/db?application_name=%ff",
+                "`application_name`",
+            ),
+            (
+                "postgres://u:hunter2@h/db?password=%ffhunter2",
+                "`password`",
+            ),
+            ("postgres://u:hunter2@h/db?port=notaport", "port"),
+            (
+                "postgres://u:hunter2@h/db?password",
+                "`password` has no value",
+            ),
+        ] {
+            let err = DbUrl::parse(bad).unwrap_err();
+            assert!(err.contains(named), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn database_names_are_data() {
+        let url = DbUrl::parse("postgres://u:pw@h:5433/db?sslmode=disable").unwrap();
+        for name in [
+            "%ff", "a/b", "x?y#z", "q\"uote", "sp ace", "naïve", "100%", "",
+        ] {
+            let other = url.with_database(name);
+            let expected = if name.is_empty() { "u" } else { name };
+            assert_eq!(other.database(), expected, "{name}");
+            assert_eq!(other.port(), 5433);
+            assert_eq!(other.password().as_deref(), Some("pw"));
+        }
+        let odd = url.with_password("p@ss:%ff/?#").unwrap();
+        assert_eq!(odd.password().as_deref(), Some("p@ss:%ff/?#"));
     }
 }

@@ -15,10 +15,12 @@ pub mod dburl;
 pub mod error;
 pub mod health;
 pub mod migrate;
+pub mod pg_bin;
 pub mod pool;
 pub mod report;
 pub mod schema;
 pub mod seed;
 pub mod serve;
+pub mod sql;
 
 pub use error::{Error, ErrorKind, Result};

@@ -142,7 +142,7 @@ impl ConnectFailure {
             Self::AuthFailed => "authentication failed",
             Self::TimedOut => "timed out",
             Self::StartupStalled => {
-                "connected, but the server did not finish the connection startup"
+                "timed out after connecting: the server did not finish the connection startup"
             }
             Self::Tls => "TLS negotiation failed",
             Self::NoSuchDatabase => "database does not exist",
@@ -171,7 +171,8 @@ impl ConnectFailure {
             Self::StartupStalled => format!(
                 "{}:{} accepted the connection but PostgreSQL did not get through authentication \
                  and startup within connect_timeout = {}: its catalog is locked (a long \
-                 `LOCK pg_class`, VACUUM FULL or DDL on a catalog) or the server is overloaded; \
+                 `LOCK pg_class`, VACUUM FULL or DDL on a catalog), the server is overloaded, or \
+                 what listens there is not PostgreSQL; \
                  look at pg_locks and pg_stat_activity there. pgwarden keeps this one attempt \
                  waiting and opens no other",
                 url.host(),
@@ -186,7 +187,11 @@ impl ConnectFailure {
                 target.max_connections(),
                 target.pool_timeout
             ),
-            Self::Other => "see the message above".into(),
+            Self::Other => format!(
+                "the words in parentheses are the server's or the driver's; check the url and the server log of {}:{}",
+                url.host(),
+                url.port()
+            ),
         }
     }
 }
@@ -365,7 +370,10 @@ pub async fn probe_beside_pool(pool: &Pool, target: &TargetConfig) -> Reachabili
 type ProbeOutcome = std::result::Result<(String, bool), (ConnectFailure, String)>;
 
 async fn probe_query(client: &tokio_postgres::Client) -> ProbeOutcome {
-    let failed = |e: tokio_postgres::Error| (classify(&e), e.to_string());
+    let failed = |e: tokio_postgres::Error| {
+        let detail = driver_detail(&e).unwrap_or_else(|| e.to_string());
+        (classify(&e), detail)
+    };
     let row = client
         .query_one(
             "SELECT current_setting('server_version'), pg_is_in_recovery()",

@@ -158,3 +158,34 @@ fn overall(targets: &[TargetReport]) -> Overall {
         Some(_) => Overall::Unhealthy,
     }
 }
+
+/// A size for people: IEC units (1024-based, `KiB`, `MiB`…), the one
+/// convention every size pgwarden prints uses.
+pub fn human_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_printed_in_iec_units() {
+        assert_eq!(human_bytes(0.0), "0 B");
+        assert_eq!(human_bytes(1023.0), "1023 B");
+        assert_eq!(human_bytes(1536.0), "1.5 KiB");
+        assert_eq!(human_bytes(16.0 * 1048576.0), "16.0 MiB");
+        assert_eq!(human_bytes(3.0 * 1024f64.powi(5)), "3072.0 TiB");
+    }
+}

@@ -6,7 +6,7 @@
 //!
 //! Needs promtool: Debian package `prometheus`.
 
-mod monitoring;
+use crate::monitoring;
 
 use std::collections::BTreeSet;
 use std::path::Path;

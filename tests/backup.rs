@@ -3,7 +3,7 @@
 //! pg_dumps, truncated files, restore tests, the schedule, retention on
 //! disk and the production guard rails.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -126,34 +126,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// Open a session that holds an ACCESS EXCLUSIVE lock on `table` until it
-/// ends its transaction: a pg_dump started meanwhile waits, caught mid-dump.
-fn lock_table(rt: &tokio::runtime::Runtime, url: &DbUrl, table: &str) -> tokio_postgres::Client {
-    let (locker, connection) = rt
-        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
-        .unwrap();
-    rt.spawn(connection);
-    rt.block_on(locker.batch_execute(&format!(
-        "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
-    )))
-    .unwrap();
-    locker
-}
-
-/// Wait until a pg_dump of `url`'s database waits on a lock.
-fn wait_for_pg_dump_blocked(url: &DbUrl) {
-    shared()
-        .wait_for(
-            &url.database(),
-            // Other tests catch their own pg_dumps on the shared cluster.
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
-             AND wait_event_type = 'Lock' AND datname = current_database()",
-            "1",
-            Duration::from_secs(30),
-        )
-        .unwrap();
 }
 
 /// A backup (as the scheduler takes it) whose pg_dump waits on a lock held
@@ -304,6 +276,50 @@ fn the_manifest_records_checksums_versions_and_snapshot_row_counts() {
 }
 
 #[test]
+fn backups_and_their_directory_are_for_the_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let url = seeded_database();
+    let dir = workdir();
+    let config = write_config(dir.path(), &url, "development", "");
+    for format in ["custom", "plain", "directory"] {
+        let mut command = pgwarden(dir.path());
+        command.arg("--config").arg(&config);
+        command.args(["backup", "--format", format]);
+        // The common umask, which leaves new files readable by everyone.
+        // SAFETY: umask is async-signal-safe and touches no memory.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    }
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let backups = dir.path().join("backups");
+    assert_eq!(mode(&backups), 0o700, "backup.dir, created by pgwarden");
+    let names = backup_dir_contents(dir.path());
+    assert_eq!(
+        names.len(),
+        6,
+        "three backups and their manifests: {names:?}"
+    );
+    for name in names {
+        let path = backups.join(&name);
+        if path.is_dir() {
+            assert_eq!(mode(&path), 0o700, "{name}");
+            for file in std::fs::read_dir(&path).unwrap().flatten() {
+                assert_eq!(mode(&file.path()), 0o600, "{}", file.path().display());
+            }
+        } else {
+            assert_eq!(mode(&path), 0o600, "{name}");
+        }
+    }
+}
+
+#[test]
 fn a_pg_dump_killed_mid_dump_leaves_no_file_and_counts_a_failure() {
     let MidDump {
         dir,
@@ -340,11 +356,14 @@ fn a_pg_dump_killed_mid_dump_leaves_no_file_and_counts_a_failure() {
     assert!(killed.success());
     let result = rt.block_on(task).unwrap().expect("not skipped");
     let err = result.expect_err("a killed pg_dump must fail the backup");
+    // pg_dump printed nothing: the message says so instead of ending in ": ".
+    let err = err.to_string();
     assert!(
-        err.to_string()
-            .contains("pg_dump failed (killed by signal 9)"),
+        err.contains("pg_dump failed (killed by signal 9, SIGKILL) without a message"),
         "{err}"
     );
+    assert!(err.contains("OOM killer"), "{err}");
+    assert!(!err.trim_end().ends_with(':'), "{err}");
     // …and nothing is left under any name.
     assert_eq!(backup_dir_contents(dir.path()), Vec::<String>::new());
     assert_eq!(metrics.value("main", "backup_failures_total"), Some(1.0));

@@ -2,7 +2,7 @@
 //! datasource and target variables, using only metrics (and labels) pgwarden
 //! exports, with units that match the metrics and the alert thresholds drawn.
 
-mod monitoring;
+use crate::monitoring;
 
 use std::collections::BTreeSet;
 

@@ -1,8 +1,8 @@
 //! `pgwarden demo`: a throwaway PostgreSQL, the daemon on loopback, and
 //! nothing left behind after Ctrl-C.
 
-mod serve_support;
-mod support;
+use crate::serve_support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -43,7 +43,10 @@ fn demo_serves_a_throwaway_database_and_removes_it_on_ctrl_c() {
     }
     let mut seen = Vec::new();
     let mut data_dir = None;
-    while !seen.iter().any(|l: &String| l.contains("/metrics")) || data_dir.is_none() {
+    // stdout (the URLs) and stderr (the log) arrive through two threads, in
+    // either order: wait for both.
+    let has = |seen: &[String], text: &str| seen.iter().any(|l| l.contains(text));
+    while !has(&seen, "/metrics") || !has(&seen, "demo: seed data") || data_dir.is_none() {
         let line = lines
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("demo printed no URLs ({e}):\n{}", seen.join("\n")));

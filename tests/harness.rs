@@ -1,7 +1,7 @@
 //! The real-PostgreSQL harness itself: clusters start, replicas stream,
 //! faults can be injected, and nothing is left behind.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! real (a long pg_sleep, a held lock, an invalid index, a paused replica…),
 //! the check must flip, and after the condition is cleared it must recover.
 
-mod health_support;
-mod support;
+use crate::health_support;
+use crate::support;
 
 use std::time::Duration;
 
@@ -788,7 +788,11 @@ async fn an_unreachable_target_reports_connectivity_critical_and_the_rest_not_ru
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_number_of_series_does_not_grow_with_the_number_of_tables() {
-    let url = new_db();
+    // Its own cluster: per-database series would grow with the databases
+    // other tests create on the shared one.
+    let cluster = own_cluster(&ClusterOptions::default());
+    let url = cluster.create_database().unwrap();
+    let psql = |url: &DbUrl, sql: &str| cluster.psql(&url.database(), sql).unwrap();
     let series = |report: &TargetReport| -> usize {
         report.checks.iter().map(|c| c.measurements.len()).sum()
     };

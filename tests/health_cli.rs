@@ -1,7 +1,7 @@
 //! `pgwarden health` through the binary: what an operator sees and the exit
 //! codes scripts rely on (0 ok, 1 warning, 2 critical/error, 3 unreachable).
 
-mod support;
+use crate::support;
 
 use support::*;
 

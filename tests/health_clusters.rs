@@ -2,8 +2,8 @@
 //! replay is paused, a cache far smaller than the data, pg_stat_statements
 //! preloaded.
 
-mod health_support;
-mod support;
+use crate::health_support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! (That panel queries return data and that the names match pgwarden's
 //! /metrics needs `pgwarden serve`: see the end-to-end test.)
 
-mod monitoring;
+use crate::monitoring;
 
 use std::time::Duration;
 

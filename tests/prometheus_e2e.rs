@@ -6,8 +6,8 @@
 //! /metrics. Then the primary is stopped and `PgwardenTargetDown` must show up
 //! in Prometheus's alerts API.
 
-mod monitoring;
-mod support;
+use crate::monitoring;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! Both sides are also compared by `pg_dump --schema-only`, normalised, so the
 //! diff engine cannot agree with itself by mistake.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 

@@ -2,8 +2,8 @@
 //! `pgwarden migrate drift` and counted by the daemon's
 //! `pgwarden_schema_drift_objects` within one drift interval.
 
-mod serve_support;
-mod support;
+use crate::serve_support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

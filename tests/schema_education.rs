@@ -2,7 +2,7 @@
 //! `migrate create --autogenerate` writes a migration that applies, passes
 //! `migrate check` and reverts with its down file.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

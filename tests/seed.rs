@@ -2,7 +2,7 @@
 //! idempotence, identical data on two databases, realistic and consistent
 //! rows, the production admin, refusals, atomicity, stats and --scale.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -564,9 +564,11 @@ fn scale_keeps_rows_it_did_not_write() {
     assert_eq!(db.count("SELECT count(*) FROM users"), 201);
 }
 
+/// The anchor is checked when the config loads, before any database work
+/// (so this needs no schema).
 #[test]
 fn bad_arguments_are_usage_errors() {
-    let db = Db::migrated("anchor = \"yesterday\"");
+    let db = Db::unmigrated("anchor = \"yesterday\"");
     let out = db.seed_exits(&["run"], 2);
     assert!(out.contains("seed.anchor"), "{out}");
     let out = db.seed_exits(&["run", "--scale", "0"], 2);

@@ -2,8 +2,8 @@
 //! scheduled backup shows up in `/metrics`, and in production `migrate up`
 //! backs up first and runs nothing when that backup fails.
 
-mod serve_support;
-mod support;
+use crate::serve_support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -24,9 +24,8 @@ fn backup_files(dir: &Path) -> Vec<String> {
     names
 }
 
-#[test]
-fn the_daemon_takes_scheduled_backups_and_exports_them() {
-    let dir = workdir();
+/// A fresh database with a table of 100 rows to back up.
+fn notes_database() -> pgwarden::dburl::DbUrl {
     let url = shared().create_database().unwrap();
     shared()
         .psql(
@@ -34,6 +33,13 @@ fn the_daemon_takes_scheduled_backups_and_exports_them() {
             "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 100)",
         )
         .unwrap();
+    url
+}
+
+#[test]
+fn the_daemon_takes_scheduled_backups_and_exports_them() {
+    let dir = workdir();
+    let url = notes_database();
     let backups = dir.path().join("backups");
     let addr = free_addr();
     // Every two seconds (the optional leading seconds field).
@@ -62,6 +68,14 @@ fn the_daemon_takes_scheduled_backups_and_exports_them() {
         Some(0.0)
     );
     assert!(serve.stop().success());
+    let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    for line in ["scheduled backup started", "scheduled backup finished"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(line) && l.contains("primary")),
+            "no {line:?} in the log:\n{log}"
+        );
+    }
     let files = backup_files(&backups);
     let dumps: Vec<&String> = files.iter().filter(|n| n.ends_with(".dump")).collect();
     assert!(!dumps.is_empty(), "no backup written: {files:?}");
@@ -137,4 +151,89 @@ fn production_migrate_up_backs_up_first_and_stops_when_the_backup_fails() {
         files.iter().any(|n| n.ends_with(".dump")),
         "no backup before the migration: {files:?}"
     );
+}
+
+/// Lines of the daemon's log that contain `text`.
+fn log_lines(serve: &Serve, text: &str) -> usize {
+    serve.log().lines().filter(|l| l.contains(text)).count()
+}
+
+fn wait_for_log(serve: &Serve, text: &str, count: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while log_lines(serve, text) < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited for {count} × {text:?}:\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_scheduled_backup_is_logged_and_a_cancelled_one_counts_as_a_failure_and_leaves_nothing() {
+    let dir = workdir();
+    let url = notes_database();
+    let backups = dir.path().join("backups");
+    let addr = free_addr();
+    let config = |schedule: &str| {
+        format!(
+            "[http]\nlisten = \"{addr}\"\n[checks]\ninterval = \"1s\"\n\
+             [backup]\ndir = \"{}\"\nschedule = \"{schedule}\"\n{}",
+            backups.display(),
+            target("primary", url.expose(), "backup = true")
+        )
+    };
+    let primary = [("target", "primary")];
+    // Every second; pg_dump then waits on the lock held here (from before
+    // the first backup): a slow backup.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let locker = lock_table(&rt, &url, "notes");
+    let serve = Serve::start(dir.path(), &addr, &config("* * * * * *"));
+    wait_for_pg_dump_blocked(&url);
+    assert!(
+        log_lines(&serve, "scheduled backup started") >= 1,
+        "{}",
+        serve.log()
+    );
+
+    // A reload that changes the backup settings cancels the backup in flight.
+    write_file(dir.path(), "pgwarden.toml", &config("*/1 * * * * *"));
+    serve.signal(libc::SIGHUP);
+    wait_for_log(&serve, "scheduled backup cancelled", 1);
+    serve.wait_metrics(
+        "the cancelled backup counted",
+        Duration::from_secs(10),
+        |s| value(s, "pgwarden_backup_failures_total", &primary) == Some(1.0),
+    );
+
+    // SIGTERM cancels the next one (started by the new schedule) too: the
+    // second start overall, which may already be logged by now (while it
+    // waits on the lock, later runs are skipped, not started).
+    wait_for_log(&serve, "scheduled backup started", 2);
+    std::thread::sleep(Duration::from_millis(500));
+    let log_path = dir.path().join("stderr.log");
+    assert!(serve.stop().success());
+    let log = std::fs::read_to_string(log_path).unwrap();
+    let cancelled: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("scheduled backup cancelled"))
+        .collect();
+    assert_eq!(cancelled.len(), 2, "{log}");
+    assert!(
+        cancelled
+            .iter()
+            .all(|l| l.contains("WARN") && l.contains("primary")),
+        "{log}"
+    );
+    assert!(!log.contains("scheduled backup finished"), "{log}");
+    // Neither a dump under its final name nor a temporary file is left.
+    let left: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".primary.lock")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    rt.block_on(locker.batch_execute("ROLLBACK")).unwrap();
 }

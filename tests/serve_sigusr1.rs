@@ -1,8 +1,8 @@
 //! SIGUSR1 applies pending migrations through the migration engine, once,
 //! and the outcome is exported.
 
-mod serve_support;
-mod support;
+use crate::serve_support;
+use crate::support;
 
 use std::time::Duration;
 

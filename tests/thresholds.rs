@@ -11,7 +11,7 @@
 //!
 //! Pure file and config reading: no database, no promtool.
 
-mod monitoring;
+use crate::monitoring;
 
 use monitoring::*;
 use pgwarden::config::{Config, Duration};

@@ -1,7 +1,7 @@
 //! TLS to PostgreSQL with libpq's sslmode meanings, against a real server
 //! with a real certificate chain made by openssl.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -2,8 +2,8 @@
 //! silently. Real clusters, a real catalog lock, real panics (through the
 //! test-only failpoints that `cargo test` builds in).
 
-mod serve_support;
-mod support;
+use crate::serve_support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -112,7 +112,9 @@ fn a_locked_catalog_never_costs_more_than_the_pool_plus_one_backend() {
     let log = serve.log();
     assert!(!log.contains("sorry, too many clients"), "{log}");
     assert!(
-        log.contains("connected, but the server did not finish the connection startup"),
+        log.contains(
+            "timed out after connecting: the server did not finish the connection startup"
+        ),
         "the outage should be named for what it is:\n{log}"
     );
 }
@@ -239,20 +241,20 @@ fn backend_titles(data_dir: &Path, database: &str) -> Vec<String> {
 
 fn serve_with_faults(failpoints: &str) -> (tempfile::TempDir, Serve) {
     let dir = workdir();
+    let serve = serve_with_env(dir.path(), &[("FAILPOINTS", failpoints)]);
+    (dir, serve)
+}
+
+/// `pgwarden serve` on a fresh database of the shared cluster, checking
+/// every second, with `env` set.
+fn serve_with_env(dir: &Path, env: &[(&str, &str)]) -> Serve {
     let url = shared().create_database().unwrap();
     let addr = free_addr();
     let config = format!(
         "[http]\nlisten = \"{addr}\"\n[checks]\ninterval = \"1s\"\n{}",
         target("db", url.expose(), "")
     );
-    let serve = Serve::start_with(
-        dir.path(),
-        &addr,
-        &config,
-        &[],
-        &[("FAILPOINTS", failpoints)],
-    );
-    (dir, serve)
+    Serve::start_with(dir, &addr, &config, &[], env)
 }
 
 fn status_of(scrape: &prometheus_parse::Scrape, check: &str) -> Option<f64> {
@@ -263,30 +265,38 @@ fn status_of(scrape: &prometheus_parse::Scrape, check: &str) -> Option<f64> {
     )
 }
 
-#[test]
-fn a_check_that_panics_reports_error_alone_and_the_cycles_go_on() {
-    let (_dir, serve) = serve_with_faults("check.indexes=panic");
-    let first = serve.wait_metrics(
-        "a cycle with the panicking check",
-        Duration::from_secs(20),
-        |s| status_of(s, "indexes") == Some(3.0),
-    );
-    for check in [
+/// Wait for `check` to report `error` with `message` in /health while
+/// every other check of the cycle does not; the scrape that showed it.
+fn wait_for_error_alone(serve: &Serve, check: &str, message: &str) -> prometheus_parse::Scrape {
+    let scrape = serve.wait_metrics(&format!("{check} in error"), Duration::from_secs(20), |s| {
+        status_of(s, check) == Some(3.0)
+    });
+    let others = [
         "connectivity",
         "locks",
+        "indexes",
         "table_integrity",
         "cache_hit_ratio",
-    ] {
+    ];
+    for other in others.iter().filter(|other| **other != check) {
         assert!(
-            status_of(&first, check).is_some_and(|s| s < 3.0),
-            "{check} should be unaffected:\n{}",
+            status_of(&scrape, other).is_some_and(|s| s < 3.0),
+            "{other} should be unaffected:\n{}",
             serve.get("/metrics").1
         );
     }
     let (_, health) = serve.get("/health");
-    assert!(
-        health.contains("internal error: the check panicked (failpoint"),
-        "{health}"
+    assert!(health.contains(message), "{health}");
+    scrape
+}
+
+#[test]
+fn a_check_that_panics_reports_error_alone_and_the_cycles_go_on() {
+    let (_dir, serve) = serve_with_faults("check.indexes=panic");
+    let first = wait_for_error_alone(
+        &serve,
+        "indexes",
+        "internal error: the check panicked (failpoint",
     );
     let cycle = |s: &prometheus_parse::Scrape| {
         value(
@@ -317,18 +327,7 @@ fn a_check_that_panics_reports_error_alone_and_the_cycles_go_on() {
 fn a_null_where_a_check_needs_a_value_is_that_checks_error_alone() {
     // table_integrity reads `age(datfrozenxid)` as a column named `age`.
     let (_dir, serve) = serve_with_faults("read_null=return(age)");
-    let scrape = serve.wait_metrics("the check reading the NULL", Duration::from_secs(20), |s| {
-        status_of(s, "table_integrity") == Some(3.0)
-    });
-    for check in ["connectivity", "locks", "indexes", "cache_hit_ratio"] {
-        assert!(
-            status_of(&scrape, check).is_some_and(|s| s < 3.0),
-            "{check} should be unaffected:\n{}",
-            serve.get("/metrics").1
-        );
-    }
-    let (_, health) = serve.get("/health");
-    assert!(health.contains("column `age` (#2) is NULL"), "{health}");
+    wait_for_error_alone(&serve, "table_integrity", "column `age` (#2) is NULL");
     let status = serve.stop();
     assert!(status.success(), "{status}");
 }
@@ -394,11 +393,33 @@ fn a_server_stuck_in_startup_is_named_as_such_not_as_a_firewall() {
         let text = output_text(&out);
         assert_eq!(out.status.code(), Some(3), "{text}");
         assert!(
-            text.contains("connected, but the server did not finish the connection startup")
-                && text.contains("catalog is locked"),
+            text.contains(
+                "timed out after connecting: the server did not finish the connection startup"
+            ) && text.contains("catalog is locked"),
             "{text}"
         );
         assert!(!text.contains("firewall"), "{text}");
         locker.join().unwrap().unwrap();
     });
+}
+
+#[test]
+fn a_dead_watchdog_ends_the_process_non_zero_instead_of_feeding_nothing() {
+    let dir = workdir();
+    let socket_path = dir.path().join("notify.sock");
+    let _socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    let serve = serve_with_env(
+        dir.path(),
+        &[
+            ("FAILPOINTS", "watchdog=panic"),
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "2000000"),
+        ],
+    );
+    let (status, log) = serve.wait_exit(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("the systemd watchdog task died (panicked: failpoint watchdog panic)"),
+        "{log}"
+    );
 }

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::manifest::{Manifest, io_error};
-use crate::error::Result;
+use super::manifest::Manifest;
+use crate::error::{Result, io_error};
 
 #[derive(Clone, Debug)]
 pub struct Entry {

@@ -20,11 +20,11 @@ use std::time::Instant;
 use chrono::Utc;
 
 use super::lock::{BackupLock, Purpose};
-use super::manifest::{self, Manifest, Verification, io_error};
+use super::manifest::{self, Manifest, Verification, create_private_dir};
 use super::tools::{self, Connection, Tools};
 use super::{Compression, Format};
 use crate::config::{Config, TargetConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 use crate::pool::Target;
 
 /// Overrides of the `[backup]` settings for one backup (the CLI flags).
@@ -134,6 +134,7 @@ pub async fn take_locked(
     let temp = TempPath::new(&path)?;
 
     let mut command = connection.command(&tools.pg_dump);
+    owner_only_files(&mut command);
     command.args(pg_dump_args(
         plan.format,
         plan.jobs,
@@ -248,9 +249,14 @@ async fn dump_and_count(
     client: &tokio_postgres::Client,
     target: &TargetConfig,
 ) -> Result<BTreeMap<String, i64>> {
-    let child = command
-        .spawn()
-        .map_err(|e| Error::failed(format!("cannot run pg_dump: {e}")))?;
+    let mut busy = tools::BusyRetry::default();
+    let child = loop {
+        match command.spawn() {
+            Err(e) if busy.again(&e).await => continue,
+            Err(e) => return Err(Error::failed(format!("cannot run pg_dump: {e}"))),
+            Ok(child) => break child,
+        }
+    };
     let dumped = async {
         let out = child
             .wait_with_output()
@@ -425,12 +431,12 @@ fn destination(
             )));
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
+            create_private_dir(parent).map_err(|e| io_error("create", parent, e))?;
         }
         return Ok(path.clone());
     }
     let dir = &config.backup.dir;
-    std::fs::create_dir_all(dir)
+    create_private_dir(dir)
         .map_err(|e| io_error("create the backup directory (backup.dir)", dir, e))?;
     let stem = format!(
         "{}_{}_{}",
@@ -451,6 +457,19 @@ fn destination(
                 dir.display()
             ))
         })
+}
+
+/// A dump holds the whole database: pg_dump creates its file (or a directory
+/// format's folder and files) for the owner alone (0600/0700), whatever the
+/// umask pgwarden was started with.
+fn owner_only_files(command: &mut tokio::process::Command) {
+    // SAFETY: umask is async-signal-safe, cannot fail and touches no memory.
+    unsafe {
+        command.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
 }
 
 fn file_safe(text: &str) -> String {

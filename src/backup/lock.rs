@@ -34,8 +34,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::manifest::io_error;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 
 /// How often a waiting backup looks again.
 const POLL: Duration = Duration::from_millis(250);
@@ -110,7 +109,7 @@ impl BackupLock {
         target: &str,
         purpose: Purpose,
     ) -> Result<std::result::Result<BackupLock, Busy>> {
-        std::fs::create_dir_all(dir)
+        super::manifest::create_private_dir(dir)
             .map_err(|e| io_error("create the backup directory (backup.dir)", dir, e))?;
         let path = Self::path_for(dir, target);
         // std opens with O_CLOEXEC: pg_dump does not inherit the lock.

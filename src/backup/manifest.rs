@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Format;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, io_error};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -97,6 +97,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(path)
         .map_err(|e| io_error("rename into", path, e.error))?;
     sync_dir(dir)
+}
+
+/// Create `dir` and its missing parents as 0700 (backups hold whole
+/// databases); an existing directory is left as the operator made it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// fsync a directory, so a rename in it survives a crash.
@@ -216,8 +226,4 @@ pub fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
-}
-
-pub fn io_error(action: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::failed(format!("cannot {action} {}: {e}", path.display()))
 }

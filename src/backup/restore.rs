@@ -7,6 +7,7 @@
 //! restore that fails half-way leaves the database as it was (and a
 //! database it created is dropped again).
 
+use crate::sql::quote_ident;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -89,10 +90,25 @@ pub async fn prepare(
 
 impl Prepared {
     /// Create the database if missing, load the dump, compare row counts.
+    /// A restore that fails after creating the database drops it again.
     pub async fn run(&self) -> Result<RestoreReport> {
         let started = Instant::now();
         let created = ensure_database(&self.target, &self.database).await?;
-        let loaded = load_into(
+        let counts = match self.load_and_count().await {
+            Ok(counts) => counts,
+            Err(e) if created => return Err(self.drop_created(e).await),
+            Err(e) => return Err(e),
+        };
+        Ok(RestoreReport {
+            database: self.database.clone(),
+            created,
+            duration_seconds: started.elapsed().as_secs_f64(),
+            mismatched_tables: verify::mismatches(&self.manifest.row_counts, &counts),
+        })
+    }
+
+    async fn load_and_count(&self) -> Result<std::collections::BTreeMap<String, i64>> {
+        load_into(
             &self.tools,
             &self.target,
             &self.database,
@@ -100,21 +116,23 @@ impl Prepared {
             self.manifest.format,
             self.clean,
         )
-        .await;
-        if let Err(e) = loaded {
-            // Leave no empty database behind that the restore itself created.
-            if created {
-                drop_database(&self.target, &self.database).await?;
-            }
-            return Err(e);
+        .await?;
+        count_rows_in(&self.target, &self.database).await
+    }
+
+    /// Leave no database behind that the failed restore itself created; if
+    /// even that fails, say so next to the first error (never hide it).
+    async fn drop_created(&self, error: Error) -> Error {
+        match drop_database(&self.target, &self.database).await {
+            Ok(()) => error.context(format!(
+                "database `{}` (created by this restore) dropped again",
+                self.database
+            )),
+            Err(drop) => error.context(format!(
+                "database `{}` was created by this restore and could not be dropped ({drop}); drop it by hand",
+                self.database
+            )),
         }
-        let counts = count_rows_in(&self.target, &self.database).await?;
-        Ok(RestoreReport {
-            database: self.database.clone(),
-            created,
-            duration_seconds: started.elapsed().as_secs_f64(),
-            mismatched_tables: verify::mismatches(&self.manifest.row_counts, &counts),
-        })
     }
 }
 
@@ -230,8 +248,4 @@ pub async fn count_rows_in(
     dump::count_rows(&client)
         .await
         .map_err(|e| super::sql_error(target, "cannot count rows", &e))
-}
-
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }

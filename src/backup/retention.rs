@@ -19,9 +19,9 @@ use serde::Serialize;
 
 use super::RetentionConfig;
 use super::catalog;
-use super::manifest::{Manifest, io_error};
+use super::manifest::Manifest;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Result, io_error};
 
 /// The verdict on one backup.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -193,10 +193,22 @@ impl<'de> Deserialize<'de> for TimeZone {
 /// The daemon's backup loop: sleep until the next scheduled time, then back
 /// up every target with `backup = true`, each in its own task. A target
 /// whose previous backup still runs (here or in another process) is skipped
-/// and counted. Returns at once
-/// when no schedule is configured; runs until the future is dropped (which
-/// also stops the backups in flight and removes their temporary files).
+/// and counted. Returns at once when no schedule is configured; runs until
+/// the future is dropped (which also stops the backups in flight and removes
+/// their temporary files). See [`run_until`] for a stop that waits for that.
 pub async fn run(config: Config, targets: Vec<TargetConfig>, metrics: BackupMetrics) -> Result<()> {
+    run_until(config, targets, metrics, std::future::pending()).await
+}
+
+/// [`run`] until `stop` completes; then the backups in flight are cancelled
+/// (pg_dump killed, temporary files removed, each logged and counted as a
+/// failure) before this returns.
+pub async fn run_until(
+    config: Config,
+    targets: Vec<TargetConfig>,
+    metrics: BackupMetrics,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let schedule = &config.backup.schedule;
     if !schedule.is_set() {
         return Ok(());
@@ -205,6 +217,7 @@ pub async fn run(config: Config, targets: Vec<TargetConfig>, metrics: BackupMetr
     let tz = config.backup.timezone;
     let mut running = JoinSet::new();
     let mut last = Utc::now();
+    tokio::pin!(stop);
     loop {
         let Some(next) = schedule.next_after(last.max(Utc::now()), tz) else {
             tracing::warn!(schedule = %schedule, "the backup schedule has no next time; scheduled backups stop");
@@ -215,6 +228,10 @@ pub async fn run(config: Config, targets: Vec<TargetConfig>, metrics: BackupMetr
             _ = tokio::time::sleep(wait) => {}
             // Reap finished backups while waiting, so the set does not grow.
             Some(_) = running.join_next(), if !running.is_empty() => continue,
+            () = &mut stop => {
+                running.shutdown().await;
+                return Ok(());
+            }
         }
         last = next;
         for target in &targets {
@@ -265,10 +282,17 @@ struct RunningGuard<'a> {
 }
 
 impl Drop for RunningGuard<'_> {
+    /// Not done: the task was cancelled (SIGTERM, or a reload that changed
+    /// the backup settings) while the backup ran.
     fn drop(&mut self) {
         if !self.done {
-            self.metrics
-                .failed(self.target, self.started.elapsed().as_secs_f64());
+            let seconds = self.started.elapsed().as_secs_f64();
+            self.metrics.failed(self.target, seconds);
+            tracing::warn!(
+                target = %self.target,
+                seconds = %format!("{seconds:.1}"),
+                "scheduled backup cancelled (the daemon is stopping or the backup settings changed): pg_dump stopped, its unfinished file removed; counted as a failure"
+            );
         }
     }
 }
@@ -279,6 +303,7 @@ async fn backup_started(
     metrics: &BackupMetrics,
     lock: &BackupLock,
 ) -> Result<BackupOutcome> {
+    tracing::info!(target = %target.name, "scheduled backup started");
     let mut guard = RunningGuard {
         metrics,
         target: target.name.as_str(),
@@ -299,7 +324,14 @@ async fn backup_started(
                 m.size_bytes,
                 verified,
             );
-            tracing::info!(target = %target.name, path = %outcome.path.display(), size = m.size_bytes, "backup written");
+            tracing::info!(
+                target = %target.name,
+                path = %outcome.path.display(),
+                size = m.size_bytes,
+                seconds = %format!("{elapsed:.1}"),
+                verified,
+                "scheduled backup finished"
+            );
             if verified {
                 match retention::prune(config, target.name.as_str(), false) {
                     Ok(report) if !report.deleted.is_empty() => {
@@ -312,7 +344,7 @@ async fn backup_started(
         }
         Err(e) => {
             metrics.failed(target.name.as_str(), elapsed);
-            tracing::error!(target = %target.name, "backup failed: {e}");
+            tracing::error!(target = %target.name, seconds = %format!("{elapsed:.1}"), "scheduled backup failed: {e}");
         }
     }
     result

@@ -25,8 +25,8 @@ pub struct Tools {
 }
 
 impl Tools {
-    /// Find the programs in `bin_dir` when configured, else on PATH, else in
-    /// the newest /usr/lib/postgresql/*/bin (see [`candidate_dirs`]).
+    /// Find the programs in `bin_dir` when configured, else where
+    /// [`crate::pg_bin::find`] finds them (PATH, /usr/lib/postgresql/*/bin).
     pub fn locate(bin_dir: Option<&Path>) -> Result<Tools> {
         if let Some(dir) = bin_dir {
             let tools = Self::in_dir(dir);
@@ -38,10 +38,8 @@ impl Tools {
                 ))),
             };
         }
-        candidate_dirs()
-            .into_iter()
+        crate::pg_bin::find(&["pg_dump", "pg_restore", "psql"])
             .map(|dir| Self::in_dir(&dir))
-            .find(|t| t.missing().is_none())
             .ok_or_else(|| {
                 Error::failed(format!(
                     "pg_dump, pg_restore and psql not found on PATH or in /usr/lib/postgresql/*/bin; {INSTALL_HINT}"
@@ -84,38 +82,6 @@ impl Tools {
         })?;
         Ok((line, major))
     }
-}
-
-/// PATH, then the versioned directories newest first. Debian's `pg_wrapper`
-/// (what `/usr/bin/pg_dump` links to there) goes last: it is a Perl script
-/// that costs ~25 ms a call and picks a version by its own rules, while the
-/// newest installed major it would usually pick can dump any older server.
-fn candidate_dirs() -> Vec<PathBuf> {
-    let path: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    let (wrapped, mut dirs): (Vec<PathBuf>, Vec<PathBuf>) = path
-        .into_iter()
-        .partition(|dir| is_pg_wrapper(&dir.join("pg_dump")));
-    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| {
-                    let v = e.file_name().to_str()?.parse().ok()?;
-                    Some((v, e.path().join("bin")))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
-    dirs.extend(versioned.into_iter().map(|(_, p)| p));
-    dirs.extend(wrapped);
-    dirs
-}
-
-fn is_pg_wrapper(program: &Path) -> bool {
-    std::fs::canonicalize(program)
-        .is_ok_and(|real| real.file_name().is_some_and(|n| n == "pg_wrapper"))
 }
 
 /// The major version in `pg_dump (PostgreSQL) 15.8 (Debian …)` or `16beta1`.
@@ -214,15 +180,46 @@ fn sslmode(mode: SslMode) -> &'static str {
 
 /// Run a command to completion; a non-zero exit is an error carrying its stderr.
 pub async fn run(command: &mut Command, what: &str) -> Result<Output> {
-    let out = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| Error::failed(format!("cannot run {what}: {e}; {INSTALL_HINT}")))?;
+        .kill_on_drop(true);
+    let mut busy = BusyRetry::default();
+    let out = loop {
+        match command.output().await {
+            Err(e) if busy.again(&e).await => continue,
+            Err(e) => {
+                return Err(Error::failed(format!(
+                    "cannot run {what}: {e}; {INSTALL_HINT}"
+                )));
+            }
+            Ok(out) => break out,
+        }
+    };
     check(out, what)
+}
+
+/// Starting a program fails with `ETXTBSY` while some process still holds
+/// the file open for writing: a wrapper script written a moment ago (whose
+/// descriptor a concurrently forked child inherited until its exec), a
+/// package upgrade. That passes within milliseconds, so it is tried again a
+/// few times before it counts as a failure.
+#[derive(Default)]
+pub struct BusyRetry {
+    tries: u32,
+}
+
+impl BusyRetry {
+    /// Whether to try again (after waiting) after `error`.
+    pub async fn again(&mut self, error: &std::io::Error) -> bool {
+        if error.raw_os_error() != Some(libc::ETXTBSY) || self.tries >= 5 {
+            return false;
+        }
+        self.tries += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20 << self.tries)).await;
+        true
+    }
 }
 
 /// Turn a finished program's exit status into a result with its stderr.
@@ -230,42 +227,41 @@ pub fn check(out: Output, what: &str) -> Result<Output> {
     if out.status.success() {
         return Ok(out);
     }
-    Err(Error::failed(format!(
-        "{what} failed ({}): {}",
-        describe_status(&out.status),
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    let status = describe_status(&out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Err(Error::failed(match stderr.trim() {
+        "" if out.status.code().is_none() => format!(
+            "{what} failed ({status}) without a message: something outside pgwarden ended it (an operator, the OOM killer); see the system log"
+        ),
+        "" => format!("{what} failed ({status}) without a message"),
+        stderr => format!("{what} failed ({status}): {stderr}"),
+    }))
 }
 
 fn describe_status(status: &std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, Some(signal)) => format!("killed by signal {signal}{}", signal_name(signal)),
         _ => status.to_string(),
+    }
+}
+
+/// The name of the signals that end programs, for the operator reading the log.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGKILL => ", SIGKILL",
+        libc::SIGTERM => ", SIGTERM",
+        libc::SIGINT => ", SIGINT",
+        libc::SIGSEGV => ", SIGSEGV",
+        libc::SIGABRT => ", SIGABRT",
+        _ => "",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Debian's wrapper is skipped for the real programs behind it, so a
-    /// backup does not pay a Perl start-up per program it runs.
-    #[test]
-    fn debian_pg_wrapper_goes_after_the_versioned_directories() {
-        let Some(newest) = candidate_dirs()
-            .into_iter()
-            .find(|d| d.starts_with("/usr/lib/postgresql"))
-        else {
-            panic!("no /usr/lib/postgresql/*/bin: apt-get install postgresql-client");
-        };
-        let tools = Tools::locate(None).expect("client tools");
-        assert!(!is_pg_wrapper(&tools.pg_dump), "{tools:?}");
-        if is_pg_wrapper(Path::new("/usr/bin/pg_dump")) {
-            assert_eq!(tools.pg_dump, newest.join("pg_dump"));
-        }
-    }
 
     #[test]
     fn versions_are_read() {

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::rows::{col, fetch, opt};
 use super::{Check, ChecksConfig, Context, Labelled, Outcome, USER_SCHEMAS, at_least_unless_zero};
+use crate::report::human_bytes;
 
 const NAME: &str = "disk_usage";
 
@@ -138,18 +139,6 @@ impl DiskUsage {
         out
     }
 }
-
-pub fn human_bytes(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,7 +191,7 @@ mod tests {
             &[sized("public.gone", None), sized("public.kept", Some(8.0))],
         );
         assert_eq!(out.status(), Status::Ok, "{out:?}");
-        assert_eq!(out.headline, "1 database(s), 30.0 B");
+        assert_eq!(out.headline, "1 database(s), 30 B");
         assert_eq!(value(&out, DB_SIZE, "old"), None);
         assert_eq!(value(&out, GROWTH, "old"), None);
         assert_eq!(value(&out, GROWTH, "app"), Some(20.0));

@@ -143,7 +143,7 @@ fn evaluate(
         "{} invalid, {} unused ({}), {} duplicate",
         invalid.count,
         unused.count,
-        super::disk_usage::human_bytes(unused.bytes),
+        crate::report::human_bytes(unused.bytes),
         duplicates.count
     ));
     out.gauge(INVALID, INVALID_HELP, invalid.count as f64);
@@ -202,7 +202,7 @@ mod tests {
         let none = listed(vec![]);
         let out = evaluate(&config, &none, &none, &none);
         assert_eq!(out.status(), Status::Ok, "{out:?}");
-        assert_eq!(out.headline, "0 invalid, 0 unused (0.0 B), 0 duplicate");
+        assert_eq!(out.headline, "0 invalid, 0 unused (0 B), 0 duplicate");
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub use self::connectivity::ServerInfo;
 pub use self::session::Session;
 use crate::config::TargetConfig;
 use crate::report::{CheckResult, Measurement, Status, TargetReport};
+use crate::sql::quote_ident;
 
 /// The check names, in display order; `pgwarden_check_status{check=…}` uses them.
 pub const CHECK_NAMES: [&str; 10] = [
@@ -363,11 +364,6 @@ fn failed(message: String) -> Outcome {
 fn not_run(name: &str, seconds: f64) -> CheckResult {
     failed("not run: the database is unreachable".into())
         .into_result(name, Duration::from_secs_f64(seconds))
-}
-
-/// Quote an identifier for SQL we build ourselves (schema of an extension).
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The user schemas filter shared by the catalog queries.

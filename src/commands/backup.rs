@@ -4,12 +4,18 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
+use super::TargetArg;
 use crate::backup::restore::{self, RestoreOptions};
 use crate::backup::{
     self, BackupLock, BackupOptions, Compression, Format, Purpose, catalog, retention, verify,
 };
 use crate::cli::Context;
+use crate::config::Bounded;
 use crate::error::{Error, Result};
+use crate::report::human_bytes;
+
+/// `--jobs` takes what `backup.jobs` takes.
+pub type Jobs = Bounded<1, 64>;
 
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -23,30 +29,30 @@ pub struct Args {
 /// `pgwarden backup` without a subcommand: take a backup now.
 #[derive(Debug, clap::Args)]
 pub struct TakeArgs {
-    /// Target to back up (default: the first).
-    #[arg(long, value_name = "NAME")]
-    pub target: Option<String>,
-    /// Write exactly here instead of an auto-named file in backup.dir.
+    // Global: also the `--target` of `backup list`, `verify` and `prune`.
+    #[command(flatten)]
+    pub target: TargetArg,
+    /// Write exactly here instead of an auto-named file in backup.dir; its directory must exist (see --create-dirs).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Create the missing directories of --output.
+    #[arg(long, requires = "output")]
+    pub create_dirs: bool,
     /// Dump format (default: backup.format).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// `none` or METHOD:LEVEL, e.g. gzip:6 (default: backup.compress).
     #[arg(long, value_name = "METHOD:LEVEL")]
     pub compress: Option<Compression>,
-    /// Parallel pg_dump jobs (directory format only).
+    /// Parallel pg_dump jobs, 1 to 64 (directory format only; default: backup.jobs).
     #[arg(long, value_name = "N")]
-    pub jobs: Option<u64>,
+    pub jobs: Option<Jobs>,
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BackupCommand {
     /// List backups with time, size, duration, database, server version and verification.
     List {
-        /// Only this target's backups.
-        #[arg(long, value_name = "NAME")]
-        target: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -57,18 +63,12 @@ pub enum BackupCommand {
         /// Also restore it into a scratch database and compare row counts.
         #[arg(long)]
         restore_test: bool,
-        /// Target whose server runs the restore test (default: the backup's target).
-        #[arg(long, value_name = "NAME")]
-        target: Option<String>,
     },
     /// Delete backups the retention rules no longer keep.
     Prune {
         /// Show what would be deleted without deleting.
         #[arg(long)]
         dry_run: bool,
-        /// Only this target's backups (default: every target).
-        #[arg(long, value_name = "NAME")]
-        target: Option<String>,
     },
 }
 
@@ -76,11 +76,10 @@ pub enum BackupCommand {
 pub struct RestoreArgs {
     /// The backup file (or directory) to restore.
     pub path: PathBuf,
-    /// Target whose server to restore to (default: the first).
-    #[arg(long, value_name = "NAME")]
-    pub target: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// Restore into this database, created when missing (default: the target's).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = parse_database_name)]
     pub database: Option<String>,
     /// Drop the backup's objects before recreating them.
     #[arg(long)]
@@ -93,19 +92,26 @@ pub struct RestoreArgs {
     pub yes: bool,
 }
 
+/// A database name as PostgreSQL keeps it: not empty, at most 63 bytes
+/// (longer names are silently cut, and the restore would then create one
+/// database and drop another).
+fn parse_database_name(text: &str) -> std::result::Result<String, String> {
+    if text.is_empty() || text.len() > 63 {
+        return Err(format!(
+            "a database name has 1 to 63 bytes; `{text}` has {}",
+            text.len()
+        ));
+    }
+    Ok(text.to_string())
+}
+
 pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
+    let target = &args.take.target;
     match args.command {
         None => take(ctx, args.take).await,
-        Some(BackupCommand::List { target, json }) => list(ctx, target.as_deref(), json),
-        Some(BackupCommand::Verify {
-            path,
-            restore_test,
-            target,
-        }) => {
-            let target = match &target {
-                Some(name) => Some(ctx.config.target(Some(name))?),
-                None => None,
-            };
+        Some(BackupCommand::List { json }) => list(ctx, target.as_deref(), json),
+        Some(BackupCommand::Verify { path, restore_test }) => {
+            let target = target.every_or_one(&ctx.config)?;
             let report = verify::verify(&ctx.config, target, &path, restore_test).await?;
             println!(
                 "OK {}: size and sha256 match the manifest, the archive is readable",
@@ -119,19 +125,20 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             }
             Ok(0)
         }
-        Some(BackupCommand::Prune { dry_run, target }) => {
-            prune(ctx, target.as_deref(), dry_run).await
-        }
+        Some(BackupCommand::Prune { dry_run }) => prune(ctx, target.as_deref(), dry_run).await,
     }
 }
 
 async fn take(ctx: &Context, args: TakeArgs) -> Result<u8> {
-    let target = ctx.config.target(args.target.as_deref())?;
+    let target = args.target.one(&ctx.config)?;
+    if let Some(output) = &args.output {
+        output_parent_exists(output, &ctx.config.backup.dir, args.create_dirs)?;
+    }
     let options = BackupOptions {
         output: args.output,
         format: args.format,
         compress: args.compress,
-        jobs: args.jobs,
+        jobs: args.jobs.map(Jobs::get),
         // A manual backup that finds another one running fails at once (exit 1).
         ..BackupOptions::default()
     };
@@ -144,7 +151,7 @@ async fn take(ctx: &Context, args: TakeArgs) -> Result<u8> {
         m.database,
         m.format,
         m.compress,
-        human_bytes(m.size_bytes),
+        human_bytes(m.size_bytes as f64),
         m.duration_seconds
     );
     println!("  sha256 {}", m.sha256);
@@ -160,6 +167,28 @@ async fn take(ctx: &Context, args: TakeArgs) -> Result<u8> {
         backup::manifest::Manifest::path_for(&outcome.path).display()
     );
     Ok(0)
+}
+
+/// pgwarden runs as root often enough that creating directories anywhere a
+/// typo points is a hazard: a missing directory is refused unless asked for.
+/// `backup.dir` itself is the exception: pgwarden creates it for every backup.
+fn output_parent_exists(
+    output: &std::path::Path,
+    backup_dir: &std::path::Path,
+    create_dirs: bool,
+) -> Result<()> {
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if create_dirs || parent.is_dir() || parent == backup_dir {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "--output {}: directory {} does not exist; create it first, or pass --create-dirs to have pgwarden create it",
+        output.display(),
+        parent.display()
+    )))
 }
 
 fn list(ctx: &Context, target: Option<&str>, json: bool) -> Result<u8> {
@@ -210,7 +239,7 @@ fn list(ctx: &Context, target: Option<&str>, json: bool) -> Result<u8> {
             m.target,
             m.database,
             m.format,
-            human_bytes(m.size_bytes),
+            human_bytes(m.size_bytes as f64),
             m.duration_seconds,
             m.server_version.split_whitespace().next().unwrap_or(""),
             verified,
@@ -276,7 +305,7 @@ async fn prune_target(ctx: &Context, target: &str, dry_run: bool) -> Result<()> 
 }
 
 pub async fn restore(ctx: &Context, args: RestoreArgs) -> Result<u8> {
-    let target = ctx.config.target(args.target.as_deref())?;
+    let target = args.target.one(&ctx.config)?;
     let options = RestoreOptions {
         database: args.database,
         clean: args.clean,
@@ -341,20 +370,5 @@ fn confirm(prepared: &restore::Prepared, clean: bool) -> Result<()> {
         Ok(())
     } else {
         Err(Error::failed("restore cancelled; nothing was changed"))
-    }
-}
-
-fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < units.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
     }
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 all ok, 1 a warning, 2 a critical or error, 3 a target
 //! could not be reached.
 
+use super::TargetArg;
 use crate::cli::Context;
 use crate::error::{Error, Result};
 use crate::health::{self, Selection};
@@ -10,9 +11,8 @@ use crate::report::{CheckResult, Report, Status};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Check only this target (default: all).
-    #[arg(long, value_name = "NAME")]
-    pub target: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArg,
     /// Run only this check (connectivity, performance, replication, disk_usage,
     /// connection_pool, long_queries, table_integrity, indexes, locks, cache_hit_ratio).
     #[arg(long, value_name = "NAME")]
@@ -27,7 +27,7 @@ pub struct Args {
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
     let selection = Selection {
-        target: args.target,
+        target: args.target.as_deref().map(str::to_string),
         check: args.check,
     };
     let report = health::run(&ctx.config, &selection).await?;

@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::TargetArg;
 use crate::cli::Context;
 use crate::config::{EnvVars, Environment};
 use crate::error::{Error, Result};
@@ -25,22 +26,21 @@ pub enum Action {
         /// Load N times the development volumes with COPY, for load tests (development only).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
         scale: Option<u32>,
-        /// The target to seed (default: the first).
-        #[arg(long, value_name = "NAME")]
-        target: Option<String>,
+        #[command(flatten)]
+        target: TargetArg,
     },
     /// Delete the seeded rows (development only; refused in staging and production).
     Clear {
-        #[arg(long, value_name = "NAME")]
-        target: Option<String>,
+        #[command(flatten)]
+        target: TargetArg,
     },
     /// Rows per table, and how many came from seeding.
     Stats {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        #[arg(long, value_name = "NAME")]
-        target: Option<String>,
+        #[command(flatten)]
+        target: TargetArg,
     },
 }
 
@@ -50,9 +50,9 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             clear,
             scale,
             target,
-        } => run_seed(ctx, clear, scale, target.as_deref()).await,
+        } => run_seed(ctx, clear, scale, &target).await,
         Action::Clear { target } => {
-            let target = ctx.config.target(target.as_deref())?;
+            let target = target.one(&ctx.config)?;
             let deleted = seed::clear(&ctx.config, target, None).await?;
             let total: u64 = deleted.iter().map(|(_, n)| n).sum();
             println!("cleared seed data from target `{}`:", target.name);
@@ -60,7 +60,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             Ok(0)
         }
         Action::Stats { json, target } => {
-            let target = ctx.config.target(target.as_deref())?;
+            let target = target.one(&ctx.config)?;
             let tables = seed::stats(target).await?;
             if json {
                 let doc = serde_json::json!({ "target": target.name.as_str(), "tables": tables });
@@ -82,9 +82,9 @@ async fn run_seed(
     ctx: &Context,
     clear: bool,
     scale: Option<u32>,
-    target: Option<&str>,
+    target: &TargetArg,
 ) -> Result<u8> {
-    let target = ctx.config.target(target)?;
+    let target = target.one(&ctx.config)?;
     let environment = ctx.config.environment;
     let bar = std::io::stderr().is_terminal().then(ProgressBar::new);
     let options = SeedOptions {

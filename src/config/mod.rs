@@ -11,6 +11,7 @@
 
 mod diagnose;
 mod env;
+mod validate;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use self::env::EnvVars;
+pub use self::validate::{ConfigError, listen_address};
 pub use self::values::{Bounded, Duration, Environment, SslMode, TargetName};
 use crate::dburl::DbUrl;
 use crate::error::{Error, Result};
@@ -36,6 +38,8 @@ pub struct Config {
     pub migrations: crate::migrate::MigrationsConfig,
     pub backup: crate::backup::BackupConfig,
     pub seed: crate::seed::SeedConfig,
+    /// `[lint]`: migration safety rules (`migrate lint`, the `migrate up` gate).
+    pub lint: crate::migrate::lint::LintConfig,
     pub schema: crate::schema::SchemaConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetConfig>,
@@ -54,6 +58,7 @@ impl Default for Config {
             migrations: Default::default(),
             backup: Default::default(),
             seed: Default::default(),
+            lint: Default::default(),
             schema: Default::default(),
             targets: Vec::new(),
             source: None,
@@ -200,8 +205,7 @@ impl Config {
             config.environment = environment;
         }
         config.resolve_targets(&options.env)?;
-        config.http.validate()?;
-        config.checks.validate()?;
+        validate::validate(&config)?;
         Ok(config)
     }
 
@@ -212,6 +216,7 @@ impl Config {
                 "cannot read config file {}: {e}; pass an existing file with --config",
                 path.display()
             ))
+            .with_source(e)
         })?;
         let mut config = Self::from_toml(&text, path)?;
         config.source = Some(path.to_path_buf());
@@ -281,13 +286,9 @@ fn resolve_secrets(target: &mut TargetConfig, env: &EnvVars) -> Result<()> {
         if target.url.is_some() {
             return Err(Error::usage("set either `url` or `url_file`, not both"));
         }
-        let text = read_secret_file(file, env, "url_file")?;
-        let url = DbUrl::parse(&text).map_err(|e| {
-            Error::usage(format!(
-                "url_file {}: {e}",
-                expand_vars(file, env).display()
-            ))
-        })?;
+        let (path, text) = read_secret_file(file, env, "url_file", "database URL")?;
+        let url = DbUrl::parse(&text)
+            .map_err(|e| Error::usage(format!("url_file {}: {e}", path.display())))?;
         target.url = Some(url);
     }
     let Some(url) = &target.url else {
@@ -301,37 +302,93 @@ fn resolve_secrets(target: &mut TargetConfig, env: &EnvVars) -> Result<()> {
                 "cannot read sslrootcert {}: {e}; point it at the PEM file of the CA that signed the server's certificate",
                 file.display()
             ))
+            .with_source(e)
         })?;
     }
     if let Some(file) = &target.password_file {
-        let password = read_secret_file(file, env, "password_file")?;
-        target.url = Some(url.with_password(&password).map_err(Error::usage)?);
+        let (path, password) = read_secret_file(file, env, "password_file", "password")?;
+        let url = url
+            .with_password(&password)
+            .map_err(|e| Error::usage(format!("password_file {}: {e}", path.display())))?;
+        target.url = Some(url);
     }
     Ok(())
 }
 
-/// Read a secret file, trimming the trailing newline editors add.
-fn read_secret_file(file: &Path, env: &EnvVars, key: &str) -> Result<String> {
-    let path = expand_vars(file, env);
+/// Read a secret file (after `${VAR}` expansion), trimming the trailing
+/// newline editors add. An empty file is refused by name: an empty password
+/// would otherwise surface later as a vague driver error.
+fn read_secret_file(
+    file: &Path,
+    env: &EnvVars,
+    key: &str,
+    what: &'static str,
+) -> Result<(PathBuf, String)> {
+    let path = expand_vars(file, env, key)?;
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::usage(format!(
             "cannot read {key} {}: {e}; check the path (and LoadCredential= under systemd)",
             path.display()
         ))
+        .with_source(e)
     })?;
-    Ok(text.trim_end_matches(['\n', '\r']).to_string())
+    let text = text.trim_end_matches(['\n', '\r']).to_string();
+    if text.trim().is_empty() {
+        return Err(ConfigError::EmptyFile {
+            key: key.into(),
+            path: path.display().to_string(),
+            what,
+        }
+        .into());
+    }
+    Ok((path, text))
 }
 
-/// Expand `${VAR}` in a path, so `${CREDENTIALS_DIRECTORY}/db-url` works under systemd.
-fn expand_vars(path: &Path, env: &EnvVars) -> PathBuf {
-    let mut text = path.to_string_lossy().into_owned();
-    while let Some(start) = text.find("${") {
-        let Some(len) = text[start..].find('}') else {
+/// Expand `${VAR}` in a path, so `${CREDENTIALS_DIRECTORY}/db-url` works
+/// under systemd. One pass over the written text: a value that itself holds
+/// `${...}` is taken literally, never expanded again (no loops). An unset or
+/// empty variable is an error that names it, not a path that silently points
+/// at `/db-url`.
+fn expand_vars(path: &Path, env: &EnvVars, key: &str) -> Result<PathBuf> {
+    let written = path.to_string_lossy();
+    let mut expanded = String::with_capacity(written.len());
+    let mut rest: &str = &written;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start..].find('}') else {
             break;
         };
-        let name = &text[start + 2..start + len];
-        let value = env.get(name).unwrap_or_default().to_string();
-        text.replace_range(start..start + len + 1, &value);
+        let name = &rest[start + 2..start + len];
+        let value =
+            env.get(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| ConfigError::UnsetVariable {
+                    key: key.into(),
+                    path: written.to_string(),
+                    name: name.into(),
+                })?;
+        expanded.push_str(&rest[..start]);
+        expanded.push_str(value);
+        rest = &rest[start + len + 1..];
     }
-    PathBuf::from(text)
+    expanded.push_str(rest);
+    Ok(PathBuf::from(expanded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_expand_once_and_unset_ones_are_named() {
+        let env = EnvVars::from_pairs([("A", "${A}/x"), ("B", "/run/creds")]);
+        let path = expand_vars(Path::new("${A}-${B}/db"), &env, "url_file").unwrap();
+        assert_eq!(path, PathBuf::from("${A}/x-/run/creds/db"));
+        let err = expand_vars(Path::new("${NOPE}/db"), &env, "url_file").unwrap_err();
+        assert!(err.to_string().contains("NOPE"), "{err}");
+        assert!(err.to_string().contains("url_file"), "{err}");
+        assert_eq!(
+            expand_vars(Path::new("/a/${unterminated"), &env, "k").unwrap(),
+            PathBuf::from("/a/${unterminated")
+        );
+    }
 }

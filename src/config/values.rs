@@ -39,6 +39,19 @@ impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
     }
 }
 
+/// The same rule for a command-line flag as for the config key
+/// (`backup --jobs` and `backup.jobs`).
+impl<const MIN: u64, const MAX: u64> std::str::FromStr for Bounded<MIN, MAX> {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let value: u64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}` is not {}", Self::expected()))?;
+        Self::try_new(value)
+    }
+}
+
 impl<const MIN: u64, const MAX: u64> fmt::Debug for Bounded<MIN, MAX> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
@@ -92,30 +105,51 @@ impl Duration {
         self.0
     }
 
+    /// Parse a duration. Plain digits are seconds (the old toolkit's form);
+    /// anything with a unit goes to `humantime`, which reports an overflow
+    /// instead of wrapping. Whole milliseconds up to [`Duration::MAX`] only,
+    /// so every value prints back as itself.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
-        let (number, unit) = text.split_at(split);
-        let number: u64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration; {DURATION_FORMS}"))?;
-        let millis = match unit.trim() {
-            "ms" => 1,
-            "" | "s" => 1_000,
-            "m" | "min" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            other => {
-                return Err(format!(
-                    "unknown unit `{other}` in `{text}`; {DURATION_FORMS}"
-                ));
-            }
+        let parsed = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            text.parse::<u64>()
+                .ok()
+                .and_then(|secs| secs.checked_mul(1_000))
+                .map(StdDuration::from_millis)
+                .ok_or_else(|| too_long(text))?
+        } else {
+            humantime::parse_duration(text).map_err(|e| explain(&e, text))?
         };
-        Ok(Self(StdDuration::from_millis(
-            number.saturating_mul(millis),
-        )))
+        if parsed > Self::MAX.0 {
+            return Err(too_long(text));
+        }
+        if parsed.subsec_nanos() % 1_000_000 != 0 {
+            return Err(format!(
+                "`{text}` is finer than a millisecond; pgwarden counts durations in whole milliseconds"
+            ));
+        }
+        Ok(Self(parsed))
+    }
+
+    /// The longest duration any key accepts (ten years); keys have tighter
+    /// bounds of their own (see `config::validate`).
+    pub const MAX: Duration = Duration::secs(3650 * 86_400);
+}
+
+fn too_long(text: &str) -> String {
+    format!(
+        "`{text}` is too long: durations go up to \"{}\"",
+        Duration::MAX
+    )
+}
+
+fn explain(error: &humantime::DurationError, text: &str) -> String {
+    match error {
+        humantime::DurationError::UnknownUnit { unit, .. } => {
+            format!("unknown unit `{unit}` in `{text}`; {DURATION_FORMS}")
+        }
+        humantime::DurationError::NumberOverflow => too_long(text),
+        _ => format!("`{text}` is not a duration; {DURATION_FORMS}"),
     }
 }
 
@@ -164,11 +198,11 @@ impl<'de> Deserialize<'de> for Duration {
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
                 u64::try_from(v)
-                    .map(Duration::secs)
                     .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+                    .and_then(|v| self.visit_u64(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-                Ok(Duration::secs(v))
+                Duration::parse(&v.to_string()).map_err(E::custom)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
                 Duration::parse(v).map_err(E::custom)
@@ -297,5 +331,39 @@ mod tests {
                 .unwrap_err()
                 .contains("not a duration")
         );
+    }
+
+    #[test]
+    fn durations_that_would_overflow_or_not_print_back_are_refused() {
+        for text in [
+            "18446744073709551615d",
+            "18446744073709551615",
+            "99999999999999999999999s",
+            "3651d",
+        ] {
+            let err = Duration::parse(text).unwrap_err();
+            assert!(
+                err.contains("too long") && err.contains(text),
+                "{text}: {err}"
+            );
+        }
+        assert!(
+            Duration::parse("1500us")
+                .unwrap_err()
+                .contains("millisecond")
+        );
+        assert!(Duration::parse("").unwrap_err().contains("not a duration"));
+        assert!(
+            Duration::parse("-5s")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        // humantime's compound forms are welcome, and print back as one unit.
+        assert_eq!(Duration::parse("1h 30m").unwrap().to_string(), "90m");
+        assert_eq!(Duration::parse("3650d").unwrap(), Duration::MAX);
+        assert_eq!(Duration::parse("1min").unwrap(), Duration::secs(60));
+        assert_eq!(Duration::parse("2w").unwrap().to_string(), "14d");
+        assert_eq!(Duration::parse("10min").unwrap().to_string(), "10m");
+        assert_eq!(Duration::parse("1d").unwrap(), Duration::secs(86_400));
     }
 }

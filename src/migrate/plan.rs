@@ -92,10 +92,7 @@ pub fn insert_history(migration: &Migration, now: DateTime<Utc>) -> String {
     )
 }
 
-/// A SQL string literal.
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
+pub use crate::sql::literal;
 
 /// The session settings of every migration session.
 pub fn session_settings(config: &MigrationsConfig) -> Vec<String> {

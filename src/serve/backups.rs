@@ -3,10 +3,11 @@
 //! The schedule loop itself lives in [`crate::backup::schedule`]; this only
 //! keeps one running for the current config and exports its metrics. A
 //! reload restarts the loop only when the backup settings or the backed-up
-//! targets changed, because restarting it stops a backup in flight.
+//! targets changed, because restarting it cancels a backup in flight.
 
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::state::{MetricSource, Shared};
@@ -22,7 +23,14 @@ impl MetricSource for BackupMetrics {
 
 pub struct BackupScheduler {
     metrics: BackupMetrics,
-    running: Option<(Key, JoinHandle<Result<(), String>>)>,
+    running: Option<Running>,
+}
+
+/// The loop, what it was started with, and how to stop it.
+struct Running {
+    key: Key,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), String>>,
 }
 
 /// What the loop was started with.
@@ -42,26 +50,31 @@ impl BackupScheduler {
     /// Start the loop for `config`, or keep it when nothing it uses changed.
     pub fn apply(&mut self, config: &Arc<Config>) {
         let key = (config.backup.clone(), backed_up(config));
-        if matches!(&self.running, Some((running, _)) if *running == key) {
+        if matches!(&self.running, Some(running) if running.key == key) {
             return;
         }
-        if let Some((_, task)) = self.running.take() {
+        if let Some(old) = self.running.take() {
             tracing::warn!("backup settings changed: the backup schedule restarts");
-            task.abort();
+            // The old loop cancels its backups in flight and ends by itself.
+            let _ = old.stop.send(());
         }
         let (config, targets, metrics) = ((**config).clone(), key.1.clone(), self.metrics.clone());
+        let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
-            schedule::run(config, targets, metrics)
+            let stopped = async {
+                let _ = stopped.await;
+            };
+            schedule::run_until(config, targets, metrics, stopped)
                 .await
                 .map_err(|e| e.to_string())
         });
-        self.running = Some((key, task));
+        self.running = Some(Running { key, stop, task });
     }
 
     /// Resolves if the schedule's loop ends (an error or a panic), which it
     /// never does while it works; never without a schedule.
     pub async fn died(&mut self) -> String {
-        let Some((_, task)) = &mut self.running else {
+        let Some(Running { task, .. }) = &mut self.running else {
             return std::future::pending().await;
         };
         let ended = task.await;
@@ -74,10 +87,11 @@ impl BackupScheduler {
         }
     }
 
-    /// Stop the loop; a backup in flight is stopped and its temporary file removed.
+    /// Stop the loop and wait for it: backups in flight are cancelled (pg_dump
+    /// killed, temporary files removed), logged and counted as failures.
     pub async fn stop(&mut self) {
-        if let Some((_, task)) = self.running.take() {
-            task.abort();
+        if let Some(Running { stop, task, .. }) = self.running.take() {
+            let _ = stop.send(());
             let _ = task.await;
         }
     }

@@ -198,27 +198,37 @@ pub async fn refresh_migration_status(
     }
 }
 
+/// "connection refused" of "connection refused (…); is PostgreSQL running …".
+fn failure_kind(error: &str) -> &str {
+    error.split(['(', ';']).next().unwrap_or(error).trim()
+}
+
 /// Logs a line when something changes (a target goes down or comes back, a
 /// check changes status), not on every cycle, so a long outage is one line.
 #[derive(Default)]
 struct ProblemLog {
     up: Option<bool>,
+    /// While down: what kind of failure (its words before the details), so
+    /// a change of cause is one more line and a repeat none.
+    down_because: Option<String>,
     statuses: BTreeMap<String, Status>,
 }
 
 impl ProblemLog {
     fn record(&mut self, report: &TargetReport) {
         let target = report.target.as_str();
+        let error = report.error.as_deref().unwrap_or("unknown error");
+        let because = (!report.up).then(|| failure_kind(error).to_string());
         match (self.up, report.up) {
-            (Some(true) | None, false) => tracing::warn!(
-                target,
-                "target down: {}",
-                report.error.as_deref().unwrap_or("unknown error")
-            ),
+            (Some(true) | None, false) => tracing::warn!(target, "target down: {error}"),
+            (Some(false), false) if because != self.down_because => {
+                tracing::warn!(target, "target still down, now: {error}")
+            }
             (Some(false), true) => tracing::info!(target, "target reachable again"),
             _ => {}
         }
         self.up = Some(report.up);
+        self.down_because = because;
         // A target that is down has every check "not run": that is the one
         // line above, not one more per check (and none again on return).
         if !report.up {

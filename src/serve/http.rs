@@ -205,7 +205,7 @@ fn decode_basic(header: &str) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-fn tls_acceptor(config: &HttpConfig) -> Result<Option<tokio_rustls::TlsAcceptor>> {
+pub(crate) fn tls_acceptor(config: &HttpConfig) -> Result<Option<tokio_rustls::TlsAcceptor>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) else {

@@ -16,7 +16,7 @@
 mod backups;
 mod collector;
 mod config;
-mod http;
+pub(crate) mod http;
 mod metrics;
 mod migrations;
 pub mod notify;

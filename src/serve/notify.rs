@@ -3,6 +3,12 @@
 //! named by `$NOTIFY_SOCKET` (a path, or `@name` in the abstract namespace).
 //! Without `$NOTIFY_SOCKET` every call is a no-op, so the daemon behaves the
 //! same outside systemd.
+//!
+//! Why not the `sd-notify` crate: its 0.5 `notify` connects to
+//! `$NOTIFY_SOCKET` as a path only, so an `@name` abstract socket (which
+//! sd_notify(3) allows) would fail, and its
+//! `watchdog_enabled` silently ignores a malformed `WATCHDOG_USEC` and takes
+//! a malformed `WATCHDOG_PID` as "for us" — the two gaps this module closes.
 
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
@@ -75,16 +81,67 @@ impl Notifier {
     }
 }
 
+/// The shortest period between watchdog pings. systemd's own minimum
+/// `WatchdogSec=` is far above it; a shorter request is a typo, and a zero
+/// period would stop the ping task.
+pub const MIN_WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
+
 /// Half of `$WATCHDOG_USEC` (as sd_watchdog_enabled advises), when the
-/// watchdog is on and meant for this process.
+/// watchdog is on and meant for this process (`$WATCHDOG_PID`). A value that
+/// is not a positive number of microseconds, or asks for pings faster than
+/// [`MIN_WATCHDOG_PERIOD`], is logged as a warning naming the variable, and
+/// the pings go at that minimum: systemd did ask for a watchdog.
 pub fn watchdog_interval() -> Option<Duration> {
-    if let Some(pid) = std::env::var("WATCHDOG_PID").ok()
-        && pid.trim() != std::process::id().to_string()
-    {
-        return None;
+    let usec = std::env::var_os("WATCHDOG_USEC")?;
+    let pid = std::env::var_os("WATCHDOG_PID");
+    let (period, warning) = watchdog_period(
+        &usec.to_string_lossy(),
+        pid.as_ref().map(|p| p.to_string_lossy()).as_deref(),
+        std::process::id(),
+    )?;
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
     }
-    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.trim().parse().ok()?;
-    (usec > 0).then(|| Duration::from_micros(usec / 2))
+    Some(period)
+}
+
+/// The ping period for these variable values, and a warning when they are bad.
+fn watchdog_period(
+    usec: &str,
+    pid: Option<&str>,
+    own_pid: u32,
+) -> Option<(Duration, Option<String>)> {
+    if let Some(pid) = pid {
+        match pid.trim().parse::<u32>() {
+            Ok(pid) if pid == own_pid => {}
+            Ok(_) => return None,
+            Err(_) => {
+                tracing::warn!(
+                    "WATCHDOG_PID={pid:?} is not a process id; not pinging systemd's watchdog"
+                );
+                return None;
+            }
+        }
+    }
+    let minimum = MIN_WATCHDOG_PERIOD.as_millis();
+    Some(match usec.trim().parse::<u64>() {
+        Ok(usec) if Duration::from_micros(usec / 2) >= MIN_WATCHDOG_PERIOD => {
+            (Duration::from_micros(usec / 2), None)
+        }
+        Ok(usec) => (
+            MIN_WATCHDOG_PERIOD,
+            Some(format!(
+                "WATCHDOG_USEC={usec} asks for a watchdog ping every {}µs; pinging every {minimum} ms (the minimum) instead; check WatchdogSec= in the unit",
+                usec / 2
+            )),
+        ),
+        Err(_) => (
+            MIN_WATCHDOG_PERIOD,
+            Some(format!(
+                "WATCHDOG_USEC={usec:?} is not a number of microseconds; pinging systemd's watchdog every {minimum} ms (the minimum); check WatchdogSec= in the unit"
+            )),
+        ),
+    })
 }
 
 fn monotonic_usec() -> u64 {
@@ -138,6 +195,31 @@ mod tests {
             .unwrap();
         Notifier::connect(&format!("@{name}")).unwrap().watchdog();
         assert_eq!(recv(&server), "WATCHDOG=1");
+    }
+
+    #[test]
+    fn the_watchdog_period_is_half_the_timeout_and_never_below_the_minimum() {
+        let period = |usec: &str, pid: Option<&str>| watchdog_period(usec, pid, 42);
+        assert_eq!(
+            period("400000", None),
+            Some((Duration::from_millis(200), None))
+        );
+        assert_eq!(
+            period("400000", Some("42")).unwrap().0,
+            Duration::from_millis(200)
+        );
+        assert_eq!(
+            period("400000", Some("41")),
+            None,
+            "meant for another process"
+        );
+        assert_eq!(period("400000", Some("x")), None);
+        for bad in ["1", "0", "abc", "", "-5", "1.5"] {
+            let (every, warning) = period(bad, None).unwrap();
+            assert_eq!(every, MIN_WATCHDOG_PERIOD, "{bad}");
+            let warning = warning.unwrap_or_else(|| panic!("no warning for {bad:?}"));
+            assert!(warning.contains("WATCHDOG_USEC="), "{warning}");
+        }
     }
 
     #[test]

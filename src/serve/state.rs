@@ -40,6 +40,9 @@ pub struct MigrationState {
     pub pending: Option<usize>,
     /// Outcome of the last SIGUSR1 run (None: no run yet).
     pub last_run_success: Option<bool>,
+    /// Lint errors in what the last SIGUSR1 run would have applied (it
+    /// refuses when above 0; None: no run yet).
+    pub lint_errors: Option<usize>,
 }
 
 pub struct Shared {
@@ -252,6 +255,16 @@ fn add_migration(families: &mut Families, target: &str, state: &MigrationState) 
                 "migrations_pending",
                 "migrations not yet applied",
                 pending as f64,
+            ),
+        );
+    }
+    if let Some(errors) = state.lint_errors {
+        families.add(
+            target,
+            &Measurement::gauge(
+                "migration_lint_errors",
+                "lint errors that made the last SIGUSR1 migration run refuse (0: it passed the gate)",
+                errors as f64,
             ),
         );
     }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 pub use pgwarden::cluster::{Cluster, ClusterOptions, PASSWORD};
 
@@ -21,6 +22,78 @@ pub fn shared() -> &'static Cluster {
 /// A cluster of one's own, for tests that stop it or change its settings.
 pub fn own_cluster(options: &ClusterOptions) -> Cluster {
     Cluster::start_with(options).unwrap_or_else(|e| panic!("cannot start PostgreSQL: {e}"))
+}
+
+/// Fault injection on a throwaway cluster: stop it, crash it, start it
+/// again, give it a streaming replica. (Test-only: the library's
+/// [`Cluster`] keeps what `pgwarden demo` needs.)
+pub trait ClusterFaults {
+    /// Stop the server (fast shutdown), keeping its files.
+    fn stop(&self) -> pgwarden::Result<()>;
+    /// Stop at once, like a crash (`-m immediate`).
+    fn kill(&self) -> pgwarden::Result<()>;
+    /// Start again after `stop` or `kill`, on the same port.
+    fn start_again(&self) -> pgwarden::Result<()>;
+    fn restart(&self) -> pgwarden::Result<()>;
+    /// A streaming replica of this cluster (`pg_basebackup -R`).
+    fn start_replica(&self) -> pgwarden::Result<Cluster>;
+}
+
+impl ClusterFaults for Cluster {
+    fn stop(&self) -> pgwarden::Result<()> {
+        pg_ctl(self, &["stop", "-m", "fast", "-w", "-t", "60"])
+    }
+
+    fn kill(&self) -> pgwarden::Result<()> {
+        pg_ctl(self, &["stop", "-m", "immediate", "-w"])
+    }
+
+    fn start_again(&self) -> pgwarden::Result<()> {
+        let log = self.log_path();
+        pg_ctl(self, &["-l", path_str(&log), "-w", "-t", "60", "start"])
+            .map_err(|e| e.context(format!("server log:\n{}", self.log())))
+    }
+
+    fn restart(&self) -> pgwarden::Result<()> {
+        self.stop()?;
+        self.start_again()
+    }
+
+    fn start_replica(&self) -> pgwarden::Result<Cluster> {
+        let (socket_dir, port) = (self.socket_dir(), self.port().to_string());
+        Cluster::start_from(&ClusterOptions::default(), |data| {
+            self.run_program(
+                "pg_basebackup",
+                &[
+                    "-D",
+                    path_str(data),
+                    "-h",
+                    path_str(&socket_dir),
+                    "-p",
+                    &port,
+                    "-U",
+                    "postgres",
+                    "-X",
+                    "stream",
+                    "-R",
+                    "-c",
+                    "fast",
+                ],
+            )
+            .map(|_| ())
+        })
+    }
+}
+
+fn pg_ctl(cluster: &Cluster, args: &[&str]) -> pgwarden::Result<()> {
+    let data = cluster.data_dir();
+    let mut all = vec!["-D", path_str(&data)];
+    all.extend_from_slice(args);
+    cluster.run_program("pg_ctl", &all).map(|_| ())
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("temp paths are UTF-8")
 }
 
 /// The pgwarden binary, in a scratch working directory, with none of the
@@ -105,4 +178,38 @@ pub fn table_exists(database: &str, name: &str) -> bool {
         )
         .expect("query information_schema")
         == "1"
+}
+
+/// Open a session that holds an ACCESS EXCLUSIVE lock on `table` until it
+/// ends its transaction: a pg_dump started meanwhile waits, caught mid-dump.
+pub fn lock_table(
+    rt: &tokio::runtime::Runtime,
+    url: &pgwarden::dburl::DbUrl,
+    table: &str,
+) -> tokio_postgres::Client {
+    let (locker, connection) = rt
+        .block_on(tokio_postgres::connect(url.expose(), tokio_postgres::NoTls))
+        .unwrap();
+    rt.spawn(connection);
+    rt.block_on(locker.batch_execute(&format!(
+        "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+    )))
+    .unwrap();
+    locker
+}
+
+// Other tests catch their own pg_dumps on the shared cluster.
+const PG_DUMPS_BLOCKED: &str = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+     AND wait_event_type = 'Lock' AND datname = current_database()";
+
+/// Wait until a pg_dump of `url`'s database waits on a lock.
+pub fn wait_for_pg_dump_blocked(url: &pgwarden::dburl::DbUrl) {
+    shared()
+        .wait_for(
+            &url.database(),
+            PG_DUMPS_BLOCKED,
+            "1",
+            Duration::from_secs(30),
+        )
+        .unwrap();
 }
