@@ -54,6 +54,8 @@ pub enum Command {
     Demo(commands::demo::Args),
     /// Inspect the configuration.
     Config(commands::config::Args),
+    /// Compare schemas: databases, folders of SQL, migrations.
+    Schema(commands::schema::Args),
 }
 
 fn parse_environment(text: &str) -> std::result::Result<Environment, String> {
@@ -116,6 +118,7 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Restore(args) => commands::backup::restore(&ctx, args).await,
         Command::Demo(args) => commands::demo::run(&ctx, args).await,
         Command::Config(args) => commands::config::run(&ctx, args).await,
+        Command::Schema(args) => commands::schema::run(&ctx, args).await,
     }
 }
 

@@ -18,6 +18,7 @@ pub mod migrate;
 pub mod pg_bin;
 pub mod pool;
 pub mod report;
+pub mod schema;
 pub mod seed;
 pub mod serve;
 pub mod sql;

@@ -36,6 +36,12 @@ mod migrate;
 mod prometheus;
 #[path = "prometheus_e2e.rs"]
 mod prometheus_e2e;
+#[path = "schema_diff.rs"]
+mod schema_diff;
+#[path = "schema_drift.rs"]
+mod schema_drift;
+#[path = "schema_education.rs"]
+mod schema_education;
 #[path = "seed.rs"]
 mod seed;
 #[path = "serve.rs"]

@@ -23,7 +23,15 @@ pub enum Action {
     Create {
         /// What the migration does, e.g. "add users table".
         message: String,
+        /// Write the SQL that turns the migrations at head into the schema
+        /// folder (schema.dir), proven on a scratch database first.
+        #[arg(long)]
+        autogenerate: bool,
     },
+    /// Exit 1 and print the difference when the schema folder and the migrations at head differ.
+    Check,
+    /// List objects changed out of band: the target against what its applied migrations produce. Exit 1 on drift.
+    Drift,
     /// Apply pending migrations (all, or up to --revision).
     Up {
         /// Stop after this version.
@@ -119,7 +127,16 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             }
             Ok(u8::from(traced.iter().any(|t| t.error.is_some())))
         }
-        Action::Create { message } => {
+        Action::Create {
+            message,
+            autogenerate: true,
+        } => autogenerate(config, &message).await,
+        Action::Check => check(config).await,
+        Action::Drift => {
+            let target = args.target.migrating(&ctx.config)?;
+            drift(config, target).await
+        }
+        Action::Create { message, .. } => {
             let (up, down) = migrate::create(config, &message)?;
             println!("created {}\ncreated {}", up.display(), down.display());
             Ok(0)
@@ -182,6 +199,70 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             Ok(if status.is_clean() { 0 } else { 1 })
         }
     }
+}
+
+async fn autogenerate(config: &crate::config::Config, message: &str) -> Result<u8> {
+    let generated = crate::schema::autogen::create(config, message).await?;
+    if generated.files.is_empty() {
+        println!(
+            "No changes: the migrations at head already produce {}; nothing written",
+            config.schema.dir.display()
+        );
+        return Ok(0);
+    }
+    for file in &generated.files {
+        println!("created {}", file.display());
+    }
+    for warning in generated.up.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    for note in &generated.up.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(0)
+}
+
+async fn drift(config: &crate::config::Config, target: &TargetConfig) -> Result<u8> {
+    let report = crate::schema::drift::against_migrations(config, target).await?;
+    let version = report
+        .version
+        .map_or("no migrations".to_string(), |v| format!("version {v}"));
+    if report.changes.is_empty() {
+        println!(
+            "target `{}`: no drift; the schema is what its migrations produce at {version}",
+            target.name
+        );
+        return Ok(0);
+    }
+    println!(
+        "target `{}`: {} object(s) changed out of band (compared with the migrations at {version}):",
+        target.name,
+        report.changes.len()
+    );
+    for change in &report.changes {
+        println!("  {change}");
+    }
+    println!("SQL that would undo it (review before running):");
+    print!("{}", report.undo.render());
+    Ok(1)
+}
+
+async fn check(config: &crate::config::Config) -> Result<u8> {
+    let diff = crate::schema::autogen::check(config).await?;
+    if diff.is_empty() {
+        println!(
+            "{} and the migrations at head agree",
+            config.schema.dir.display()
+        );
+        return Ok(0);
+    }
+    eprintln!(
+        "{} and the migrations at head differ; this SQL turns the migrations into the schema folder \
+         (`pgwarden migrate create \"…\" --autogenerate` writes it as a migration):",
+        config.schema.dir.display()
+    );
+    crate::commands::schema::print_diff(&diff);
+    Ok(1)
 }
 
 async fn run_lint(ctx: &Context, target: &TargetArg, args: LintArgs) -> Result<u8> {

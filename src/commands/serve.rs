@@ -19,6 +19,15 @@ pub async fn run(ctx: &Context, _args: Args) -> Result<u8> {
     });
     let daemon = Daemon::bind(ctx.config.clone(), loader).await?;
     tracing::info!("metrics at {}/metrics", daemon.base_url());
-    daemon.run().await?;
+    // Drift against the fingerprint recorded at each migration (targets as at start).
+    let drift = crate::schema::drift::DriftMetrics::default();
+    daemon.add_source(std::sync::Arc::new(drift.clone()));
+    let watcher = crate::schema::drift::enabled(&ctx.config)
+        .then(|| tokio::spawn(crate::schema::drift::watch(ctx.config.clone(), drift)));
+    let outcome = daemon.run().await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    outcome?;
     Ok(0)
 }

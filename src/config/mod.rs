@@ -40,6 +40,7 @@ pub struct Config {
     pub seed: crate::seed::SeedConfig,
     /// `[lint]`: migration safety rules (`migrate lint`, the `migrate up` gate).
     pub lint: crate::migrate::lint::LintConfig,
+    pub schema: crate::schema::SchemaConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetConfig>,
     /// The file this came from, if any (not a key).
@@ -58,6 +59,7 @@ impl Default for Config {
             backup: Default::default(),
             seed: Default::default(),
             lint: Default::default(),
+            schema: Default::default(),
             targets: Vec::new(),
             source: None,
         }

@@ -257,6 +257,8 @@ pub async fn up(
             report.current_version = Some(migration.version);
             report.pending -= 1;
         }
+        crate::schema::drift::record_after_migrate(config, &session.client, report.current_version)
+            .await;
         Ok(report)
     })
     .await
@@ -369,6 +371,8 @@ pub async fn down(
                 .filter(|v| *v < step.migration.version)
                 .max();
         }
+        crate::schema::drift::record_after_migrate(config, &session.client, report.current_version)
+            .await;
         Ok(report)
     })
     .await

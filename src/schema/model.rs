@@ -1,0 +1,258 @@
+//! The schema model: every object a diff can create, change or drop, keyed
+//! by kind and qualified name, with the dependencies between them.
+//!
+//! An object carries the SQL that creates and drops it (from PostgreSQL's
+//! own `pg_get_*def` functions where they exist, so what is compared is what
+//! the server itself prints) and a `def`: the text two objects are compared
+//! by. Sub-objects (columns, defaults, constraints, indexes, triggers,
+//! policies, comments, privileges) name their parent, so a drop of a table
+//! does not also drop its indexes one by one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What an object is. The order is the tie-break of the dependency sort:
+/// among objects free to go, schemas come before types before tables…
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Schema,
+    Extension,
+    Enum,
+    Domain,
+    Sequence,
+    Function,
+    Table,
+    Column,
+    Default,
+    Owned,
+    Constraint,
+    Index,
+    View,
+    MatView,
+    Trigger,
+    Rls,
+    Policy,
+    Comment,
+    Acl,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Schema => "schema",
+            Kind::Extension => "extension",
+            Kind::Enum => "enum",
+            Kind::Domain => "domain",
+            Kind::Sequence => "sequence",
+            Kind::Function => "function",
+            Kind::Table => "table",
+            Kind::Column => "column",
+            Kind::Default => "default",
+            Kind::Owned => "sequence ownership",
+            Kind::Constraint => "constraint",
+            Kind::Index => "index",
+            Kind::View => "view",
+            Kind::MatView => "materialized view",
+            Kind::Trigger => "trigger",
+            Kind::Rls => "row-level security",
+            Kind::Policy => "policy",
+            Kind::Comment => "comment",
+            Kind::Acl => "privileges",
+        }
+    }
+
+    /// Created inside its parent's CREATE (a column in CREATE TABLE, a
+    /// default in the column's definition).
+    pub fn inline(self) -> bool {
+        matches!(self, Kind::Column | Kind::Default)
+    }
+}
+
+/// What a diff needs to know beyond create/drop to change an object in place.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Detail {
+    None,
+    Table {
+        /// The qualified name, for ALTER TABLE.
+        qname: String,
+        unlogged: bool,
+        /// What forces a rebuild when it changes (kind, partitioning, parents).
+        shape: String,
+    },
+    Column(Column),
+    Enum {
+        schema: String,
+        name: String,
+        labels: Vec<String>,
+    },
+    Domain {
+        schema: String,
+        name: String,
+        base: String,
+        default: Option<String>,
+        not_null: bool,
+        checks: BTreeMap<String, String>,
+    },
+    Sequence {
+        /// The option clauses, the same for CREATE and ALTER SEQUENCE.
+        options: String,
+    },
+    Function {
+        result: String,
+    },
+    Constraint {
+        table: String,
+        name: String,
+        /// p, u, f, c or x.
+        contype: char,
+        def: String,
+    },
+    Acl {
+        target: String,
+        entries: BTreeSet<String>,
+        default: BTreeSet<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub table: String,
+    pub name: String,
+    pub data_type: String,
+    pub collation: Option<String>,
+    pub not_null: bool,
+    /// 'a' (ALWAYS), 'd' (BY DEFAULT) or none.
+    pub identity: Option<char>,
+    /// The expression of a stored generated column.
+    pub generated: Option<String>,
+    /// The default, rendered inline when the column is created.
+    pub default: Option<String>,
+}
+
+impl Column {
+    /// The column as it appears in CREATE TABLE / ADD COLUMN.
+    pub fn definition(&self) -> String {
+        let mut text = format!("{} {}", self.name, self.data_type);
+        if let Some(collation) = &self.collation {
+            text.push_str(&format!(" COLLATE {collation}"));
+        }
+        if let Some(expr) = &self.generated {
+            text.push_str(&format!(" GENERATED ALWAYS AS ({expr}) STORED"));
+        } else if let Some(default) = &self.default {
+            text.push_str(&format!(" DEFAULT {default}"));
+        }
+        if let Some(identity) = self.identity {
+            text.push_str(identity_clause(identity));
+        }
+        if self.not_null && self.identity.is_none() {
+            text.push_str(" NOT NULL");
+        }
+        text
+    }
+
+    /// What is compared: everything but the default (its own object).
+    pub fn def(&self) -> String {
+        format!(
+            "{}|{:?}|{}|{:?}|{:?}",
+            self.data_type, self.collation, self.not_null, self.identity, self.generated
+        )
+    }
+}
+
+pub fn identity_clause(identity: char) -> &'static str {
+    if identity == 'a' {
+        " GENERATED ALWAYS AS IDENTITY"
+    } else {
+        " GENERATED BY DEFAULT AS IDENTITY"
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Object {
+    pub key: String,
+    pub kind: Kind,
+    pub parent: Option<String>,
+    /// What two versions of the object are compared by.
+    pub def: String,
+    pub create: Vec<String>,
+    pub drop: Vec<String>,
+    /// How COMMENT ON names it ("TABLE public.users"), and how messages do.
+    pub target: String,
+    pub detail: Detail,
+    /// Tie-break among objects of one kind (a column's position).
+    pub position: i32,
+}
+
+/// A database's schema: objects by key, and which object needs which.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Model {
+    pub objects: BTreeMap<String, Object>,
+    /// (dependent, dependency).
+    pub deps: BTreeSet<(String, String)>,
+}
+
+impl Model {
+    pub fn add(&mut self, object: Object) {
+        if let Some(parent) = &object.parent {
+            self.deps.insert((object.key.clone(), parent.clone()));
+        }
+        self.objects.insert(object.key.clone(), object);
+    }
+
+    /// Drop what hangs off a missing parent (a sub-object of an excluded
+    /// table) and dependencies on objects outside the model.
+    pub fn prune(&mut self) {
+        loop {
+            let orphans: Vec<String> = self
+                .objects
+                .values()
+                .filter(|o| {
+                    o.parent
+                        .as_ref()
+                        .is_some_and(|p| !self.objects.contains_key(p))
+                })
+                .map(|o| o.key.clone())
+                .collect();
+            if orphans.is_empty() {
+                break;
+            }
+            for key in orphans {
+                self.objects.remove(&key);
+            }
+        }
+        let objects = &self.objects;
+        self.deps
+            .retain(|(a, b)| a != b && objects.contains_key(a) && objects.contains_key(b));
+    }
+
+    /// Whether `key` is `ancestor` or lies below it.
+    pub fn is_within(&self, key: &str, ancestor: &str) -> bool {
+        let mut current = Some(key.to_string());
+        while let Some(k) = current {
+            if k == ancestor {
+                return true;
+            }
+            current = self.objects.get(&k).and_then(|o| o.parent.clone());
+        }
+        false
+    }
+
+    /// The nearest ancestor that is not created inline (a column's table).
+    pub fn creating_root(&self, key: &str) -> String {
+        let mut current = key.to_string();
+        while let Some(object) = self.objects.get(&current) {
+            match (&object.parent, object.kind.inline()) {
+                (Some(parent), true) => current = parent.clone(),
+                _ => break,
+            }
+        }
+        current
+    }
+
+    /// A fingerprint of the whole model: equal models, equal fingerprints.
+    pub fn fingerprint(&self) -> BTreeMap<String, String> {
+        self.objects
+            .iter()
+            .map(|(k, o)| (k.clone(), o.def.clone()))
+            .collect()
+    }
+}

@@ -1,0 +1,594 @@
+//! `pgwarden schema diff` on a corpus of schema pairs (A, B), on real
+//! PostgreSQL: for each pair the diff from A to B, applied to A, leaves a
+//! database whose diff against B is empty, and the same from B back to A.
+//! Both sides are also compared by `pg_dump --schema-only`, normalised, so the
+//! diff engine cannot agree with itself by mistake.
+
+use crate::support;
+
+use std::process::{Command, Stdio};
+
+use support::{Cluster, pgwarden, shared, workdir};
+
+struct Pair {
+    name: &'static str,
+    a: &'static str,
+    b: &'static str,
+}
+
+const fn pair(name: &'static str, a: &'static str, b: &'static str) -> Pair {
+    Pair { name, a, b }
+}
+
+const PAIRS: &[Pair] = &[
+    pair(
+        "the whole education schema from nothing and back",
+        "",
+        include_str!("../schema/education.sql"),
+    ),
+    pair(
+        "schema and table",
+        "",
+        "CREATE SCHEMA app; CREATE TABLE app.t (id int PRIMARY KEY, note text);",
+    ),
+    pair(
+        "extension",
+        "CREATE TABLE t (id int);",
+        "CREATE EXTENSION citext; CREATE TABLE t (id int, email citext);",
+    ),
+    pair(
+        "enum gains values in place",
+        "CREATE TYPE mood AS ENUM ('sad', 'happy'); CREATE TABLE p (m mood NOT NULL DEFAULT 'sad');",
+        "CREATE TYPE mood AS ENUM ('sad', 'meh', 'happy', 'ecstatic'); CREATE TABLE p (m mood NOT NULL DEFAULT 'sad');",
+    ),
+    pair(
+        "enum loses a value: recreated, column, default, index and view follow",
+        "CREATE TYPE st AS ENUM ('new', 'old', 'gone');
+         CREATE TABLE j (id int PRIMARY KEY, s st NOT NULL DEFAULT 'new', tags st[]);
+         CREATE INDEX j_new_idx ON j (id) WHERE s = 'new';
+         CREATE VIEW j_new AS SELECT id, s FROM j WHERE s = 'new';",
+        "CREATE TYPE st AS ENUM ('new', 'old');
+         CREATE TABLE j (id int PRIMARY KEY, s st NOT NULL DEFAULT 'new', tags st[]);
+         CREATE INDEX j_new_idx ON j (id) WHERE s = 'new';
+         CREATE VIEW j_new AS SELECT id, s FROM j WHERE s = 'new';",
+    ),
+    pair(
+        "enum used by a function signature",
+        "CREATE TYPE lvl AS ENUM ('a', 'b');
+         CREATE FUNCTION lvl_rank(l lvl) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 1 $$;",
+        "CREATE TYPE lvl AS ENUM ('b', 'a');
+         CREATE FUNCTION lvl_rank(l lvl) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 1 $$;",
+    ),
+    pair(
+        "domain checks, default and not null in place",
+        "CREATE DOMAIN pct AS numeric(5,2) CHECK (VALUE >= 0); CREATE TABLE s (p pct);",
+        "CREATE DOMAIN pct AS numeric(5,2) DEFAULT 0 NOT NULL CONSTRAINT pct_range CHECK (VALUE BETWEEN 0 AND 100); CREATE TABLE s (p pct);",
+    ),
+    pair(
+        "domain base type changes under a column",
+        "CREATE DOMAIN qty AS int CHECK (VALUE > 0); CREATE TABLE o (q qty);",
+        "CREATE DOMAIN qty AS bigint CHECK (VALUE > 0); CREATE TABLE o (q qty);",
+    ),
+    pair(
+        "sequence options and ownership",
+        "CREATE SEQUENCE s1 START 10 INCREMENT 2; CREATE TABLE t (id int);",
+        "CREATE SEQUENCE s1 AS integer START 10 INCREMENT 5 MAXVALUE 100000 CYCLE;
+         CREATE TABLE t (id int DEFAULT nextval('s1'));
+         ALTER SEQUENCE s1 OWNED BY t.id;",
+    ),
+    pair(
+        "serial and bigserial columns",
+        "CREATE TABLE t (name text);",
+        "CREATE TABLE t (name text, id serial, big bigserial);",
+    ),
+    pair(
+        "columns added and dropped",
+        "CREATE TABLE t (a int, b text, c date);",
+        "CREATE TABLE t (a int, b text, d numeric(10,2) DEFAULT 0 NOT NULL, e text);",
+    ),
+    pair(
+        "column type change under views",
+        "CREATE TABLE m (id int PRIMARY KEY, v int NOT NULL);
+         CREATE VIEW mv AS SELECT id, v FROM m;
+         CREATE VIEW mv2 AS SELECT id, v * 2 AS w FROM mv;",
+        "CREATE TABLE m (id int PRIMARY KEY, v bigint NOT NULL);
+         CREATE VIEW mv AS SELECT id, v FROM m;
+         CREATE VIEW mv2 AS SELECT id, v * 2 AS w FROM mv;",
+    ),
+    pair(
+        "nullability",
+        "CREATE TABLE n (a int, b int NOT NULL);",
+        "CREATE TABLE n (a int NOT NULL, b int);",
+    ),
+    pair(
+        "defaults, one calling a function",
+        "CREATE TABLE d (a int DEFAULT 1, b text, c timestamptz DEFAULT now());",
+        "CREATE FUNCTION two() RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 2 $$;
+         CREATE TABLE d (a int DEFAULT two(), b text DEFAULT 'x', c timestamptz);",
+    ),
+    pair(
+        "function used by a default is replaced by another signature",
+        "CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT x $$;
+         CREATE TABLE d (a int DEFAULT f(1));",
+        "CREATE FUNCTION f(x bigint) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT x::int $$;
+         CREATE TABLE d (a int DEFAULT f(1));",
+    ),
+    pair(
+        "identity columns",
+        "CREATE TABLE i (a int GENERATED ALWAYS AS IDENTITY, b int NOT NULL, c int GENERATED BY DEFAULT AS IDENTITY);",
+        "CREATE TABLE i (a int GENERATED BY DEFAULT AS IDENTITY, b int GENERATED ALWAYS AS IDENTITY, c int NOT NULL);",
+    ),
+    pair(
+        "generated columns",
+        "CREATE TABLE g (a int, b int GENERATED ALWAYS AS (a * 2) STORED);",
+        "CREATE TABLE g (a int, b int GENERATED ALWAYS AS (a * 3) STORED, c int GENERATED ALWAYS AS (a + 1) STORED);",
+    ),
+    pair(
+        "collation",
+        "CREATE TABLE c (a text, b text COLLATE \"C\");",
+        "CREATE TABLE c (a text COLLATE \"C\", b text COLLATE \"POSIX\");",
+    ),
+    pair(
+        "logged and unlogged",
+        "CREATE TABLE l1 (a int); CREATE UNLOGGED TABLE l2 (a int);",
+        "CREATE UNLOGGED TABLE l1 (a int); CREATE TABLE l2 (a int);",
+    ),
+    pair(
+        "primary key and unique constraints",
+        "CREATE TABLE k (a int NOT NULL, b int NOT NULL, c int, CONSTRAINT k_pkey PRIMARY KEY (a));",
+        "CREATE TABLE k (a int NOT NULL, b int NOT NULL, c int, CONSTRAINT k_pkey PRIMARY KEY (a, b), CONSTRAINT k_c_key UNIQUE (c) DEFERRABLE INITIALLY DEFERRED);",
+    ),
+    pair(
+        "foreign keys: actions and deferrable",
+        "CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE c (id int, p_id int REFERENCES p ON DELETE CASCADE);",
+        "CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE c (id int, p_id int, CONSTRAINT c_p_id_fkey FOREIGN KEY (p_id) REFERENCES p ON DELETE SET NULL ON UPDATE CASCADE DEFERRABLE);",
+    ),
+    pair(
+        "check constraints",
+        "CREATE TABLE ch (a int CONSTRAINT ch_a_pos CHECK (a > 0), b int);",
+        "CREATE TABLE ch (a int CONSTRAINT ch_a_pos CHECK (a >= 0), b int CONSTRAINT ch_b_small CHECK (b < 10));",
+    ),
+    pair(
+        "exclusion constraint",
+        "CREATE TABLE r (room int, during tsrange);",
+        "CREATE TABLE r (room int, during tsrange, CONSTRAINT r_no_overlap EXCLUDE USING gist (during WITH &&));",
+    ),
+    pair(
+        "indexes: unique, partial, expression, method, INCLUDE",
+        "CREATE TABLE x (a int, b text, c jsonb, d int); CREATE INDEX x_a_idx ON x (a);",
+        "CREATE TABLE x (a int, b text, c jsonb, d int);
+         CREATE UNIQUE INDEX x_a_idx ON x (a) INCLUDE (d);
+         CREATE INDEX x_lower_b_idx ON x (lower(b)) WHERE d > 0;
+         CREATE INDEX x_c_idx ON x USING gin (c);
+         CREATE INDEX x_d_brin ON x USING brin (d);",
+    ),
+    pair(
+        "views and a materialized view with an index",
+        "CREATE TABLE v (a int, b int); CREATE VIEW v1 AS SELECT a FROM v;",
+        "CREATE TABLE v (a int, b int); CREATE VIEW v1 AS SELECT a, b FROM v WHERE a > 0;
+         CREATE MATERIALIZED VIEW v2 AS SELECT a, count(*) AS n FROM v GROUP BY a;
+         CREATE UNIQUE INDEX v2_a ON v2 (a);",
+    ),
+    pair(
+        "functions and procedures",
+        "CREATE FUNCTION add1(x int) RETURNS int LANGUAGE sql AS $$ SELECT x + 1 $$;
+         CREATE FUNCTION kind() RETURNS text LANGUAGE sql AS $$ SELECT 'a' $$;",
+        "CREATE FUNCTION add1(x int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT x + 2 $$;
+         CREATE FUNCTION kind() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+         CREATE PROCEDURE tidy(n int) LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE '%', n; END $$;",
+    ),
+    pair(
+        "triggers",
+        "CREATE TABLE tr (a int, updated_at timestamptz);
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+         CREATE TRIGGER tr_touch BEFORE UPDATE ON tr FOR EACH ROW EXECUTE FUNCTION touch();",
+        "CREATE TABLE tr (a int, updated_at timestamptz);
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.updated_at := clock_timestamp(); RETURN NEW; END $$;
+         CREATE TRIGGER tr_touch BEFORE INSERT OR UPDATE ON tr FOR EACH ROW WHEN (NEW.a IS NOT NULL) EXECUTE FUNCTION touch();",
+    ),
+    pair(
+        "range partitions",
+        "CREATE TABLE ev (at date NOT NULL, v int) PARTITION BY RANGE (at);
+         CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE INDEX ev_at_idx ON ev (at);",
+        "CREATE TABLE ev (at date NOT NULL, v int) PARTITION BY RANGE (at);
+         CREATE TABLE ev_2024 PARTITION OF ev FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE TABLE ev_2025 PARTITION OF ev FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE ev_rest PARTITION OF ev DEFAULT;
+         CREATE INDEX ev_at_idx ON ev (at);
+         CREATE INDEX ev_v_idx ON ev (v);",
+    ),
+    pair(
+        "list partitions and a column on the parent",
+        "CREATE TABLE reg (code text NOT NULL, n int) PARTITION BY LIST (code);
+         CREATE TABLE reg_eu PARTITION OF reg FOR VALUES IN ('de', 'fr');",
+        "CREATE TABLE reg (code text NOT NULL, n int, extra text) PARTITION BY LIST (code);
+         CREATE TABLE reg_eu PARTITION OF reg FOR VALUES IN ('de', 'fr', 'it');",
+    ),
+    pair(
+        "inheritance",
+        "CREATE TABLE base (id int, created date);",
+        "CREATE TABLE base (id int, created date, note text);
+         CREATE TABLE child (extra int) INHERITS (base);",
+    ),
+    pair(
+        "row-level security and policies",
+        "CREATE TABLE doc (owner name, body text);",
+        "CREATE TABLE doc (owner name, body text);
+         ALTER TABLE doc ENABLE ROW LEVEL SECURITY;
+         ALTER TABLE doc FORCE ROW LEVEL SECURITY;
+         CREATE POLICY doc_owner ON doc FOR SELECT TO app_reader USING (owner = current_user);
+         CREATE POLICY doc_write ON doc AS RESTRICTIVE FOR UPDATE USING (true) WITH CHECK (owner = current_user);",
+    ),
+    pair(
+        "policy changed and a column under a policy retyped",
+        "CREATE TABLE pol (k int, owner text);
+         ALTER TABLE pol ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY pol_k ON pol USING (k > 0);",
+        "CREATE TABLE pol (k bigint, owner text);
+         ALTER TABLE pol ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY pol_k ON pol TO app_reader, app_writer USING (k > 10);",
+    ),
+    pair(
+        "privileges",
+        "CREATE SCHEMA s; CREATE TABLE s.t (a int); CREATE SEQUENCE s.q;
+         CREATE FUNCTION s.f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+         GRANT SELECT, INSERT ON s.t TO app_writer;",
+        "CREATE SCHEMA s; CREATE TABLE s.t (a int); CREATE SEQUENCE s.q;
+         CREATE FUNCTION s.f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+         GRANT USAGE ON SCHEMA s TO app_reader;
+         GRANT SELECT ON s.t TO app_reader WITH GRANT OPTION;
+         GRANT SELECT ON s.t TO app_writer;
+         GRANT USAGE ON SEQUENCE s.q TO app_writer;
+         REVOKE EXECUTE ON FUNCTION s.f() FROM PUBLIC;
+         GRANT EXECUTE ON FUNCTION s.f() TO app_reader;",
+    ),
+    pair(
+        "comments",
+        "CREATE TABLE cm (a int CONSTRAINT cm_a CHECK (a > 0)); CREATE INDEX cm_idx ON cm (a);
+         COMMENT ON TABLE cm IS 'old';",
+        "CREATE SCHEMA cs; COMMENT ON SCHEMA cs IS 'a schema';
+         CREATE TABLE cm (a int CONSTRAINT cm_a CHECK (a > 0)); CREATE INDEX cm_idx ON cm (a);
+         CREATE FUNCTION cf() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+         COMMENT ON TABLE cm IS 'it''s new';
+         COMMENT ON COLUMN cm.a IS 'the a';
+         COMMENT ON INDEX cm_idx IS 'by a';
+         COMMENT ON CONSTRAINT cm_a ON cm IS 'positive';
+         COMMENT ON FUNCTION cf() IS 'one';",
+    ),
+    pair(
+        "a referenced table dropped with its foreign keys",
+        "CREATE TABLE parent (id int PRIMARY KEY);
+         CREATE TABLE kid (id int PRIMARY KEY, parent_id int REFERENCES parent);
+         CREATE VIEW kids AS SELECT k.id FROM kid k JOIN parent p ON p.id = k.parent_id;",
+        "CREATE TABLE kid (id int PRIMARY KEY, parent_id int);",
+    ),
+    pair(
+        "two tables referencing each other, created and dropped together",
+        "CREATE TABLE keep (id int);",
+        "CREATE TABLE keep (id int);
+         CREATE TABLE ma (id int PRIMARY KEY, mb_id int);
+         CREATE TABLE mb (id int PRIMARY KEY, ma_id int REFERENCES ma);
+         ALTER TABLE ma ADD CONSTRAINT ma_mb_fkey FOREIGN KEY (mb_id) REFERENCES mb;
+         CREATE FUNCTION mb_touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+         CREATE TRIGGER mb_touch BEFORE UPDATE ON mb FOR EACH ROW EXECUTE FUNCTION mb_touch();",
+    ),
+    pair(
+        "a primary key's column retyped under a foreign key",
+        "CREATE TABLE a1 (id int PRIMARY KEY); CREATE TABLE b1 (a_id int REFERENCES a1);",
+        "CREATE TABLE a1 (id bigint PRIMARY KEY); CREATE TABLE b1 (a_id bigint REFERENCES a1);",
+    ),
+    pair(
+        "view options and a materialized view over a changed function",
+        "CREATE FUNCTION half(x int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT x / 2 $$;
+         CREATE TABLE h (a int);
+         CREATE MATERIALIZED VIEW hm AS SELECT half(a) AS h FROM h;
+         CREATE VIEW hv AS SELECT a FROM h;",
+        "CREATE FUNCTION half(x int) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$ SELECT x / 2.0 $$;
+         CREATE TABLE h (a int);
+         CREATE MATERIALIZED VIEW hm AS SELECT half(a) AS h FROM h;
+         CREATE VIEW hv WITH (security_barrier) AS SELECT a FROM h WHERE a > 0 WITH CHECK OPTION;",
+    ),
+];
+
+/// Roles some pairs grant to; roles belong to the cluster, not a database.
+const ROLES: &str = "CREATE ROLE app_reader; CREATE ROLE app_writer;";
+
+#[test]
+fn every_schema_pair_round_trips_both_ways() {
+    assert!(PAIRS.len() >= 30, "the corpus has {} pairs", PAIRS.len());
+    // SCHEMA_PAIR=text runs only the pairs whose name contains it (while debugging one).
+    let only = std::env::var("SCHEMA_PAIR").unwrap_or_default();
+    let cluster = shared();
+    cluster.psql("postgres", ROLES).expect("create roles");
+    let threads = 3;
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let only = &only;
+                scope.spawn(move || {
+                    PAIRS
+                        .iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .filter(|p| p.name.contains(only.as_str()))
+                        .filter_map(|p| round_trip(cluster, p).err())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {} pairs failed:\n\n{}",
+        failures.len(),
+        PAIRS.len(),
+        failures.join("\n\n")
+    );
+}
+
+fn round_trip(cluster: &Cluster, pair: &Pair) -> Result<(), String> {
+    let a1 = load(cluster, pair.a)?;
+    let b1 = load(cluster, pair.b)?;
+    let a2 = load(cluster, pair.a)?;
+    converge(cluster, &a1, &b1).map_err(|e| format!("[{}] A -> B: {e}", pair.name))?;
+    converge(cluster, &b1, &a2).map_err(|e| format!("[{}] B -> A: {e}", pair.name))
+}
+
+/// Diff `from` → `to`, apply it to `from`, and expect both to be equal.
+fn converge(cluster: &Cluster, from: &str, to: &str) -> Result<(), String> {
+    let sql = diff(cluster, from, to)?;
+    if sql.trim().is_empty() {
+        return Err("the diff of two different schemas is empty".into());
+    }
+    apply(cluster, from, &sql)
+        .map_err(|e| format!("applying the diff failed: {e}\n--- diff:\n{sql}"))?;
+    let again = diff(cluster, from, to)?;
+    if !again.trim().is_empty() {
+        return Err(format!(
+            "after applying the diff, the diff is not empty:\n{again}\n--- applied:\n{sql}"
+        ));
+    }
+    let (dump_from, dump_to) = (dump(cluster, from)?, dump(cluster, to)?);
+    if dump_from != dump_to {
+        let only_from: Vec<_> = dump_from.iter().filter(|s| !dump_to.contains(s)).collect();
+        let only_to: Vec<_> = dump_to.iter().filter(|s| !dump_from.contains(s)).collect();
+        return Err(format!(
+            "pg_dump disagrees after applying:\nonly in the migrated side: {only_from:#?}\nonly in the target: {only_to:#?}\n--- applied:\n{sql}"
+        ));
+    }
+    Ok(())
+}
+
+fn load(cluster: &Cluster, sql: &str) -> Result<String, String> {
+    let url = cluster.create_database().map_err(|e| e.to_string())?;
+    let name = url.database();
+    if !sql.trim().is_empty() {
+        apply(cluster, &name, sql)?;
+    }
+    Ok(name)
+}
+
+fn diff(cluster: &Cluster, from: &str, to: &str) -> Result<String, String> {
+    let dir = workdir();
+    let out = pgwarden(dir.path())
+        .args(["schema", "diff"])
+        .arg(cluster.url_for(from).expose())
+        .arg(cluster.url_for(to).expose())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "schema diff failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Run a script through psql from a file, as a user would pipe it: each
+/// statement on its own, so CREATE INDEX CONCURRENTLY may run.
+fn apply(cluster: &Cluster, database: &str, sql: &str) -> Result<(), String> {
+    let out = psql(cluster, database)
+        .args(["-v", "ON_ERROR_STOP=1", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(sql.as_bytes())?;
+            child.wait_with_output()
+        })
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn psql(cluster: &Cluster, database: &str) -> Command {
+    let mut command = Command::new(cluster.bin_dir().join("psql"));
+    command.arg("-X").arg("-h").arg(cluster.socket_dir()).args([
+        "-p",
+        &cluster.port().to_string(),
+        "-U",
+        "postgres",
+        "-d",
+        database,
+    ]);
+    command
+}
+
+/// `pg_dump --schema-only`, as a sorted list of statements without comments,
+/// settings and pg_dump 15.18's random `\restrict` lines.
+fn dump(cluster: &Cluster, database: &str) -> Result<Vec<String>, String> {
+    let out = Command::new(cluster.bin_dir().join("pg_dump"))
+        .arg("-h")
+        .arg(cluster.socket_dir())
+        .args([
+            "-p",
+            &cluster.port().to_string(),
+            "-U",
+            "postgres",
+            "--schema-only",
+            "-d",
+            database,
+        ])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(normalise_dump(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn normalise_dump(text: &str) -> Vec<String> {
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            !(l.starts_with("--")
+                || l.starts_with("\\restrict")
+                || l.starts_with("\\unrestrict")
+                || l.starts_with("SET ")
+                || l.starts_with("SELECT pg_catalog.set_config")
+                || l.trim().is_empty())
+        })
+        .collect();
+    let mut statements: Vec<String> = kept
+        .join("\n")
+        .split(";\n")
+        .map(|s| s.trim().trim_end_matches(';').to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    statements.sort();
+    statements
+}
+
+#[test]
+fn normalised_dumps_ignore_restrict_lines_and_comments() {
+    let a = "--\n-- PostgreSQL database dump\n\\restrict abc\nSET x = 1;\nCREATE TABLE t (a int);\n\\unrestrict abc\n";
+    let b = "\\restrict zzz\nCREATE TABLE t (a int);\n\\unrestrict zzz\n";
+    assert_eq!(normalise_dump(a), normalise_dump(b));
+    assert_ne!(
+        normalise_dump(a),
+        normalise_dump("CREATE TABLE t (a bigint);\n")
+    );
+}
+
+#[test]
+fn diff_of_equal_databases_prints_nothing_and_exit_code_says_so() {
+    let cluster = shared();
+    let sql = "CREATE TABLE t (a int PRIMARY KEY); CREATE INDEX t_a ON t (a);";
+    let a = load(cluster, sql).unwrap();
+    let b = load(cluster, sql).unwrap();
+    let c = load(cluster, "CREATE TABLE t (a int PRIMARY KEY);").unwrap();
+    let dir = workdir();
+    let run = |x: &str, y: &str| {
+        pgwarden(dir.path())
+            .args(["schema", "diff", "--exit-code"])
+            .arg(cluster.url_for(x).expose())
+            .arg(cluster.url_for(y).expose())
+            .output()
+            .unwrap()
+    };
+    let same = run(&a, &b);
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        support::output_text(&same)
+    );
+    assert!(same.stdout.is_empty());
+    let differ = run(&a, &c);
+    assert_eq!(
+        differ.status.code(),
+        Some(1),
+        "{}",
+        support::output_text(&differ)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&differ.stdout),
+        "DROP INDEX public.t_a;\n"
+    );
+}
+
+#[test]
+fn a_bad_side_is_named() {
+    let dir = workdir();
+    let out = pgwarden(dir.path())
+        .args(["schema", "diff", "nowhere", "migrations"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::output_text(&out).contains("`nowhere` is not a postgresql:// URL"),
+        "{}",
+        support::output_text(&out)
+    );
+}
+
+#[test]
+fn changes_to_existing_tables_keep_production_moving() {
+    let cluster = shared();
+    let a = load(
+        cluster,
+        "CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE t (a int, b int, old_name text, gone int);",
+    )
+    .unwrap();
+    let b = load(
+        cluster,
+        "CREATE TABLE p (id int PRIMARY KEY);
+         CREATE TABLE t (a int NOT NULL, b bigint CONSTRAINT t_b_pos CHECK (b > 0) REFERENCES p, new_name text);
+         CREATE INDEX t_a_idx ON t (a);",
+    )
+    .unwrap();
+    let dir = workdir();
+    let out = pgwarden(dir.path())
+        .args(["schema", "diff"])
+        .arg(cluster.url_for(&a).expose())
+        .arg(cluster.url_for(&b).expose())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    for expected in [
+        "CREATE INDEX CONCURRENTLY t_a_idx ON public.t USING btree (a);",
+        "ALTER TABLE public.t ADD CONSTRAINT t_b_fkey FOREIGN KEY (b) REFERENCES p(id) NOT VALID;",
+        "ALTER TABLE public.t VALIDATE CONSTRAINT t_b_fkey;",
+        "ALTER TABLE public.t ADD CONSTRAINT t_b_pos CHECK ((b > 0)) NOT VALID;",
+        "ALTER TABLE public.t VALIDATE CONSTRAINT t_b_pos;",
+        "ALTER TABLE public.t ADD CONSTRAINT pgwarden_not_null CHECK (a IS NOT NULL) NOT VALID;\nALTER TABLE public.t VALIDATE CONSTRAINT pgwarden_not_null;\nALTER TABLE public.t ALTER COLUMN a SET NOT NULL;\nALTER TABLE public.t DROP CONSTRAINT pgwarden_not_null;",
+        "-- WARNING: column public.t.gone: drops the column and its data\nALTER TABLE public.t DROP COLUMN gone;",
+        "-- WARNING: changes column public.t.b from integer to bigint",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert!(
+        stderr.contains("warning: column public.t.gone: drops the column"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("note: column public.t.old_name is dropped and public.t.new_name (text) added: if it is a rename"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("public.t.gone is dropped and"), "{stderr}");
+    apply(cluster, &a, &stdout).unwrap();
+    assert_eq!(diff(cluster, &a, &b).unwrap(), "");
+}
