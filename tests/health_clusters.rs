@@ -314,3 +314,164 @@ async fn a_check_with_its_own_interval_runs_again_after_an_outage() {
         "the pre-outage result was served: {integrity:#?}"
     );
 }
+
+/// Shared hit and read blocks of a statement, as EXPLAIN (ANALYZE, BUFFERS)
+/// counts them: the truth the check's figure is compared with.
+async fn buffers(client: &tokio_postgres::Client, sql: &str) -> (f64, f64) {
+    let row = client
+        .query_one(
+            &format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let plan: serde_json::Value = row.get(0);
+    let plan = &plan[0]["Plan"];
+    let blocks = |key: &str| {
+        plan[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {plan}"))
+    };
+    (blocks("Shared Hit Blocks"), blocks("Shared Read Blocks"))
+}
+
+async fn connect(url: &DbUrl) -> tokio_postgres::Client {
+    let (client, connection) = url
+        .pg_config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// A cache far smaller than `big` (a sequential scan of it reads every
+/// block), and `small`, which stays cached; no autovacuum to add accesses.
+fn thrashable_cluster() -> (Cluster, DbUrl) {
+    let cluster = own_cluster(
+        &ClusterOptions::default()
+            .setting("shared_buffers", "1MB")
+            .setting("autovacuum", "off"),
+    );
+    let url = cluster.create_database().unwrap();
+    cluster
+        .psql(
+            &url.database(),
+            "CREATE TABLE big (id int, pad text); \
+             INSERT INTO big SELECT g, repeat('x', 500) FROM generate_series(1, 20000) g; \
+             CREATE TABLE small (id int, pad text); \
+             INSERT INTO small SELECT g, repeat('x', 500) FROM generate_series(1, 100) g; \
+             SELECT count(*) FROM small",
+        )
+        .unwrap();
+    (cluster, url)
+}
+
+/// pgwarden reads only catalogs and statistics, thousands of blocks a cycle:
+/// kept out of the target database's interval ratio and of `min_blocks`, a
+/// known workload is measured as it is, and an idle database is too quiet.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_interval_hit_ratio_counts_the_applications_accesses_not_pgwardens() {
+    let (cluster, url) = thrashable_cluster();
+    let db = url.database();
+    let mut checker = checker(&url, "", "");
+    checker.run_cycle().await; // the baseline, with every check's own accesses
+
+    // The workload: one scan of `big` (reads), then scans of `small` (hits)
+    // until the hits match the reads: about 0.5.
+    let app = connect(&url).await;
+    let (mut hits, mut reads) = buffers(&app, "SELECT count(*) FROM big").await;
+    while hits < reads {
+        let (h, r) = buffers(&app, "SELECT count(*) FROM small").await;
+        hits += h;
+        reads += r;
+    }
+    drop(app); // its backend exits, flushing its statistics
+    let truth = hits / (hits + reads);
+    assert!((0.45..0.6).contains(&truth), "{hits} hits, {reads} reads");
+    let sql = format!("SELECT sum(heap_blks_read) >= {reads} FROM pg_statio_user_tables");
+    cluster
+        .wait_for(&db, &sql, "t", Duration::from_secs(30))
+        .unwrap();
+    // pgwarden's pooled sessions flush their statistics after 10 s idle:
+    // by now pg_stat_database holds the first cycle's accesses too.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let report = checker.run_cycle().await;
+    let result = check(&report, "cache_hit_ratio");
+    let ratio = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "cache_hit_ratio" && m.labels[0].1 == db)
+        .unwrap_or_else(|| panic!("no interval ratio: {result:#?}"))
+        .value;
+    assert!(
+        (ratio - truth).abs() <= 0.05,
+        "measured {ratio}, the workload made {truth} ({hits} hits, {reads} reads)"
+    );
+    assert_eq!(result.status, Status::Critical, "{result:#?}");
+
+    // Nothing but pgwarden since: too quiet to judge.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let report = checker.run_cycle().await;
+    let result = check(&report, "cache_hit_ratio");
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(
+        result.summary, "too little activity to judge",
+        "{result:#?}"
+    );
+    let listed = result.details["databases"].as_array().unwrap();
+    let ours = listed
+        .iter()
+        .find(|d| d["database"] == db.as_str())
+        .unwrap();
+    assert_eq!(ours["blocks_in_interval"], 0.0, "{ours}");
+}
+
+/// A one-shot `pgwarden health` during a cache thrash: the since-reset ratio
+/// was over 0.95 when it began, the ratio over its sample window is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_shot_health_judges_the_ratio_over_its_sample_window() {
+    let (cluster, url) = thrashable_cluster();
+    let db = url.database();
+    cluster
+        .psql(
+            &db,
+            "DO $$ BEGIN FOR i IN 1..20000 LOOP PERFORM count(*) FROM small; END LOOP; END $$",
+        )
+        .unwrap();
+    let since_reset = format!(
+        "SELECT blks_hit::float8 / (blks_hit + blks_read) > 0.95 FROM pg_stat_database \
+         WHERE datname = '{db}'"
+    );
+    cluster
+        .wait_for(&db, &since_reset, "t", Duration::from_secs(30))
+        .unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thrash = {
+        let (app, stop) = (connect(&url).await, stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                app.simple_query("SELECT count(*) FROM big").await.unwrap();
+            }
+        })
+    };
+    let config = health_support::config(&url, "", "");
+    let selection = pgwarden::health::Selection {
+        target: None,
+        check: Some("cache_hit_ratio".into()),
+    };
+    let started = std::time::Instant::now();
+    let report = pgwarden::health::run(&config, &selection).await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    thrash.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(3), "sampled 3 s");
+    let result = check(&report.targets[0], "cache_hit_ratio");
+    assert_eq!(result.status, Status::Critical, "{result:#?}");
+    let sampled = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "cache_hit_ratio" && m.labels[0].1 == db)
+        .unwrap_or_else(|| panic!("no sampled ratio: {result:#?}"));
+    assert!(sampled.value < 0.5, "{sampled:?}");
+}

@@ -304,6 +304,10 @@ section!(
         critical: Ratio = Ratio::new(0.8),
         /// Fewer block accesses than this in an interval are too few to judge.
         min_blocks: u64 = 1000,
+        /// A one-shot `pgwarden health` measures the ratio over this window
+        /// (two samples this far apart) instead of judging the since-reset
+        /// figure; "0s" judges the since-reset figure.
+        sample_window: Duration = Duration::secs(3),
     }
 );
 

@@ -3,9 +3,12 @@
 //! indexes + toast).
 //!
 //! `pg_total_relation_size` opens every relation it measures, which over
-//! 10,000 tables takes about a second; so tables are first ranked by
-//! `pg_class.relpages` (a catalog column, free, as fresh as the last
-//! VACUUM/ANALYZE) and only the top N are measured exactly.
+//! 10,000 tables takes about a second; so only candidates are measured: the
+//! top N by `pg_class.relpages` (a catalog column, free, as fresh as the last
+//! VACUUM/ANALYZE/index build) and, since `relpages` stays 0 on a table never
+//! analysed (`reltuples < 0`) however much was loaded into it, the top N of
+//! those by the rows the statistics saw inserted or live. Of the 2N measured,
+//! the N largest are kept.
 
 use std::collections::HashMap;
 
@@ -25,17 +28,26 @@ const GROWTH_HELP: &str = "Growth of each database since the previous cycle.";
 const TABLE_SIZE: &str = "table_size_bytes";
 const TABLE_SIZE_HELP: &str = "Total size (heap + indexes + toast) of the top-N tables.";
 
+/// Every database, `template0` too (it takes disk space like the others).
 const DATABASES_SQL: &str = "SELECT datname::text, pg_database_size(oid)::float8 \
-     FROM pg_database WHERE datallowconn ORDER BY datname";
+     FROM pg_database ORDER BY datname";
 
 fn tables_sql(top_n: usize) -> String {
     format!(
         "SELECT t.name, pg_total_relation_size(t.oid)::float8 FROM ( \
-           SELECT c.oid, n.nspname || '.' || c.relname AS name FROM pg_class c \
-           JOIN pg_namespace n ON n.oid = c.relnamespace \
-           WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} \
-           ORDER BY c.relpages DESC, c.oid LIMIT {top_n}) t \
-         ORDER BY 2 DESC, 1"
+           (SELECT c.oid, n.nspname || '.' || c.relname AS name FROM pg_class c \
+            JOIN pg_namespace n ON n.oid = c.relnamespace \
+            WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} \
+            ORDER BY c.relpages DESC, c.oid LIMIT {top_n}) \
+           UNION \
+           (SELECT c.oid, n.nspname || '.' || c.relname FROM pg_class c \
+            JOIN pg_namespace n ON n.oid = c.relnamespace \
+            LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
+            WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} \
+              AND (c.relpages = 0 OR c.reltuples < 0) \
+            ORDER BY greatest(s.n_live_tup, s.n_tup_ins) DESC NULLS LAST, c.oid LIMIT {top_n}) \
+         ) t \
+         ORDER BY 2 DESC NULLS LAST, 1 LIMIT {top_n}"
     )
 }
 

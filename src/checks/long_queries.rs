@@ -21,6 +21,8 @@ const LONG_QUERY_MAX: &str = "long_query_max_seconds";
 const LONG_QUERY_MAX_HELP: &str = "The longest running active query.";
 const LONG_TRANSACTIONS: &str = "long_transactions";
 const LONG_TRANSACTIONS_HELP: &str = "Transactions open longer than transaction_warning.";
+const LONG_TRANSACTION_MAX: &str = "long_transaction_max_seconds";
+const LONG_TRANSACTION_MAX_HELP: &str = "The longest open transaction.";
 const IDLE_IN_TX: &str = "idle_in_transaction_sessions";
 const IDLE_IN_TX_HELP: &str =
     "Sessions idle in a transaction longer than idle_in_transaction_warning.";
@@ -146,6 +148,11 @@ fn evaluate(config: &ChecksConfig, sessions: &[Session]) -> Outcome {
         LONG_TRANSACTIONS_HELP,
         transactions.sessions.len() as f64,
     );
+    out.gauge(
+        LONG_TRANSACTION_MAX,
+        LONG_TRANSACTION_MAX_HELP,
+        transactions.longest,
+    );
     out.gauge(IDLE_IN_TX, IDLE_IN_TX_HELP, idle.sessions.len() as f64);
     out.gauge(IDLE_IN_TX_MAX, IDLE_IN_TX_MAX_HELP, idle.longest);
     let secs = |d: Duration| d.get().as_secs_f64();
@@ -258,6 +265,9 @@ mod tests {
         assert_eq!(out.details["idle_in_transaction"][0]["pid"], 2);
         let quiet = evaluate(&config, &[session(3, "active", 0.1, "SELECT 1")]);
         assert_eq!(quiet.status(), Status::Ok, "{quiet:?}");
+        // The longest transaction is exported below its threshold too.
+        assert_eq!(value(&quiet, LONG_TRANSACTION_MAX), 0.1);
+        assert_eq!(value(&quiet, LONG_TRANSACTIONS), 0.0);
     }
 
     #[test]

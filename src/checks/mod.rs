@@ -52,6 +52,8 @@ pub const CHECK_NAMES: [&str; 10] = [
     "cache_hit_ratio",
 ];
 
+const CACHE_HIT_RATIO: &str = "cache_hit_ratio";
+
 /// Every check, in [`CHECK_NAMES`] order.
 pub fn registry() -> Vec<Box<dyn Check>> {
     vec![
@@ -224,6 +226,25 @@ impl Checker {
     /// The first cycle of a checker runs them all.
     pub async fn run_cycle(&mut self) -> TargetReport {
         self.run_selected(None).await
+    }
+
+    /// A one-shot run (`pgwarden health`) of the check `only` (all when
+    /// `None`): with no previous cycle, the cache hit ratio would be judged
+    /// since stats reset, which says ok at 0.93 while the cache thrashes, so
+    /// it is first sampled and measured again after
+    /// `checks.cache_hit_ratio.sample_window`.
+    pub async fn run_once(&mut self, only: Option<&str>) -> TargetReport {
+        let window = self.config.cache_hit_ratio.sample_window.get();
+        if !window.is_zero() && only.is_none_or(|name| name == CACHE_HIT_RATIO) {
+            let baseline = self.run_selected(Some(CACHE_HIT_RATIO)).await;
+            if baseline.up {
+                tokio::time::sleep(window).await;
+            }
+            // The sample is only the baseline (kept in the check itself): its
+            // result must not be repeated under `[checks.intervals]`.
+            self.last.iter_mut().for_each(|last| *last = None);
+        }
+        self.run_selected(only).await
     }
 
     /// One cycle of the check named `only` (all due ones when `None`).

@@ -74,14 +74,45 @@ fn fk_without_index_sql(top_n: usize) -> String {
     )
 }
 
-/// `last_value` is NULL for sequences the role may not read; those are skipped.
+/// Usage of each sequence against the smallest range it feeds: its own
+/// maximum (minimum when descending) or that of a narrower column whose
+/// default calls it (`pg_attrdef` depending on the sequence) or whose
+/// identity it is (deptype `i`). A `bigint` sequence feeding a `smallint`
+/// column fails at 32,767, not at 2^63. One row per sequence, at its
+/// narrowest column; `last_value` is NULL for sequences the role may not
+/// read (or never used), and those are skipped.
 fn sequences_sql(top_n: usize) -> String {
     format!(
-        "SELECT count(*) OVER ()::int8, schemaname || '.' || sequencename, \
-           (CASE WHEN increment_by > 0 \
-                 THEN (last_value::numeric - min_value) / nullif(max_value::numeric - min_value, 0) \
-                 ELSE (max_value::numeric - last_value) / nullif(max_value::numeric - min_value, 0) END)::float8 AS usage \
-         FROM pg_sequences WHERE last_value IS NOT NULL ORDER BY 3 DESC NULLS LAST, 2 LIMIT {top_n}"
+        "WITH fed AS ( \
+           SELECT d.refobjid AS seq, a.attrelid, a.attname, a.atttypid FROM pg_depend d \
+           JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND ad.oid = d.objid \
+           JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum \
+           WHERE d.refclassid = 'pg_class'::regclass \
+           UNION \
+           SELECT d.objid, a.attrelid, a.attname, a.atttypid FROM pg_depend d \
+           JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+           WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
+             AND d.deptype = 'i' \
+         ), bounded AS ( \
+           SELECT s.schemaname || '.' || s.sequencename AS name, \
+             f.attrelid::regclass::text || '.' || quote_ident(f.attname) \
+               || ' ' || format_type(f.atttypid, NULL) AS col, \
+             s.last_value::numeric AS last, s.increment_by > 0 AS up, \
+             least(s.max_value::numeric, CASE f.atttypid WHEN 'int2'::regtype THEN 32767 \
+               WHEN 'int4'::regtype THEN 2147483647 END) AS hi, \
+             greatest(s.min_value::numeric, CASE f.atttypid WHEN 'int2'::regtype THEN -32768 \
+               WHEN 'int4'::regtype THEN -2147483648 END) AS lo \
+           FROM pg_sequences s \
+           LEFT JOIN fed f ON f.seq = format('%I.%I', s.schemaname, s.sequencename)::regclass \
+           WHERE s.last_value IS NOT NULL \
+         ), used AS ( \
+           SELECT DISTINCT ON (name) name, col, \
+             (CASE WHEN up THEN (last - lo) / nullif(hi - lo, 0) \
+                   ELSE (hi - last) / nullif(hi - lo, 0) END)::float8 AS usage \
+           FROM bounded ORDER BY name, 3 DESC NULLS LAST, col \
+         ) \
+         SELECT count(*) OVER ()::int8, name, col, usage FROM used \
+         ORDER BY usage DESC NULLS LAST, name LIMIT {top_n}"
     )
 }
 
@@ -95,7 +126,8 @@ fn dead_tuples_sql(config: &ChecksConfig) -> String {
            (n_dead_tup::float8 / greatest(n_live_tup + n_dead_tup, 1))::float8 AS ratio, \
            n_dead_tup::int8, \
            count(*) FILTER (WHERE coalesce(greatest(last_vacuum, last_autovacuum), 'epoch') \
-                 < clock_timestamp() - interval '{} seconds') OVER ()::int8 \
+                 < clock_timestamp() - interval '{} seconds') OVER ()::int8, \
+           extract(epoch FROM clock_timestamp() - greatest(last_vacuum, last_autovacuum))::float8 \
          FROM pg_stat_user_tables WHERE n_dead_tup >= {} ORDER BY 3 DESC, 2 LIMIT {}",
         limits.vacuum_stale_after.get().as_secs(),
         limits.dead_tuples_min,
@@ -134,7 +166,8 @@ impl Check for TableIntegrity {
             let sequences = fetch(&session, NAME, &sequences_sql(n), |r| {
                 Ok(Sequence {
                     name: col(r, 1)?,
-                    usage: opt(r, 2)?,
+                    column: opt(r, 2)?,
+                    usage: opt(r, 3)?,
                 })
             })
             .await?;
@@ -145,6 +178,7 @@ impl Check for TableIntegrity {
                     ratio: col(r, 2)?,
                     tuples: col(r, 3)?,
                     stale: col(r, 4)?,
+                    vacuumed_ago: opt(r, 5)?,
                 })
             })
             .await?;
@@ -179,21 +213,35 @@ const LISTED: [(&str, &str, &str); 3] = [
     (FK_NO_INDEX, FK_NO_INDEX_HELP, "unindexed foreign keys"),
 ];
 
-/// `usage` is NULL for a sequence whose minimum equals its maximum.
+/// `usage` is NULL for a sequence whose minimum equals its maximum;
+/// `column` ("table.column type") is the narrowest column it feeds, if any.
 #[derive(Debug)]
 struct Sequence {
     name: String,
+    column: Option<String>,
     usage: Option<f64>,
 }
 
 /// A table with dead tuples; `stale` (the count of all such tables not
-/// vacuumed recently) is repeated on every row.
+/// vacuumed recently) is repeated on every row. `vacuumed_ago` (seconds) is
+/// NULL for a table never vacuumed.
 #[derive(Debug)]
 struct Dead {
     table: String,
     ratio: f64,
     tuples: i64,
     stale: i64,
+    vacuumed_ago: Option<f64>,
+}
+
+/// When a table was last vacuumed, in words: a NULL is "never", not 1970.
+fn last_vacuum(ago: Option<f64>) -> String {
+    match ago {
+        None => "never vacuumed".into(),
+        Some(s) if s < 3600.0 => format!("last vacuumed {:.0} min ago", s / 60.0),
+        Some(s) if s < 2.0 * 86_400.0 => format!("last vacuumed {:.0} h ago", s / 3600.0),
+        Some(s) => format!("last vacuumed {:.0} days ago", s / 86_400.0),
+    }
 }
 
 fn evaluate(
@@ -244,12 +292,19 @@ fn sequence_usage(config: &ChecksConfig, rows: &[Sequence], out: &mut Outcome) {
                 limits.sequence_usage_warning.get(),
                 limits.sequence_usage_critical.get(),
             ),
-            format!("sequence {} is {:.0}% used", first.name, fullest * 100.0),
+            match &first.column {
+                Some(column) => format!(
+                    "sequence {} is {:.0}% used by column {column}",
+                    first.name,
+                    fullest * 100.0
+                ),
+                None => format!("sequence {} is {:.0}% used", first.name, fullest * 100.0),
+            },
         );
     }
     let listed: Vec<_> = rows
         .iter()
-        .map(|s| json!({"sequence": s.name, "usage": s.usage}))
+        .map(|s| json!({"sequence": s.name, "column": s.column, "usage": s.usage}))
         .collect();
     out.detail("sequences", listed);
 }
@@ -302,17 +357,26 @@ fn dead_tuples(config: &ChecksConfig, rows: &[Dead], out: &mut Outcome) {
         );
     }
     if stale > 0 {
+        let after = limits.vacuum_stale_after.get().as_secs_f64();
+        let example = rows
+            .iter()
+            .find(|d| d.vacuumed_ago.is_none_or(|ago| ago >= after))
+            .map(|d| format!(" ({} {})", d.table, last_vacuum(d.vacuumed_ago)))
+            .unwrap_or_default();
         out.flag(
             Status::Warning,
             format!(
-                "{stale} tables with dead tuples not vacuumed within {}",
+                "{stale} tables with dead tuples not vacuumed within {}{example}",
                 limits.vacuum_stale_after
             ),
         );
     }
     let listed: Vec<_> = rows
         .iter()
-        .map(|d| json!({"table": d.table, "dead_ratio": d.ratio, "dead_tuples": d.tuples}))
+        .map(|d| {
+            json!({"table": d.table, "dead_ratio": d.ratio, "dead_tuples": d.tuples,
+                   "last_vacuum": last_vacuum(d.vacuumed_ago)})
+        })
         .collect();
     out.detail("dead_tuples", listed);
 }
@@ -373,6 +437,7 @@ mod tests {
         let config = ChecksConfig::default();
         let sequences = [Sequence {
             name: "public.fixed".into(),
+            column: None,
             usage: None,
         }];
         let out = evaluate(&config, &none(), &sequences, &[], &[]);
@@ -384,10 +449,28 @@ mod tests {
         );
         let full = [Sequence {
             name: "public.ids".into(),
+            column: None,
             usage: Some(0.99),
         }];
         let out = evaluate(&config, &none(), &full, &[], &[]);
         assert_eq!(out.status(), Status::Critical, "{out:?}");
+    }
+
+    #[test]
+    fn a_sequence_measured_against_its_column_names_the_column() {
+        let config = ChecksConfig::default();
+        let narrow = [Sequence {
+            name: "public.tickets_id_seq".into(),
+            column: Some("tickets.id smallint".into()),
+            usage: Some(0.8),
+        }];
+        let out = evaluate(&config, &none(), &narrow, &[], &[]);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        assert!(
+            out.problems[0].contains("80% used by column tickets.id smallint"),
+            "{out:?}"
+        );
+        assert_eq!(out.details["sequences"][0]["column"], "tickets.id smallint");
     }
 
     #[test]
@@ -398,10 +481,23 @@ mod tests {
             ratio: 0.9,
             tuples: 50_000,
             stale: 2,
+            vacuumed_ago: None,
         }];
         let out = evaluate(&config, &none(), &[], &[], &dead);
         assert_eq!(out.status(), Status::Warning, "{out:?}");
         assert_eq!(out.problems.len(), 2, "{out:?}");
         assert_eq!(value(&out, STALE), 2.0);
+        assert!(
+            out.problems[1].contains("(public.queue never vacuumed)"),
+            "{out:?}"
+        );
+        assert_eq!(
+            out.details["dead_tuples"][0]["last_vacuum"],
+            "never vacuumed"
+        );
+        assert_eq!(
+            last_vacuum(Some(10.0 * 86_400.0)),
+            "last vacuumed 10 days ago"
+        );
     }
 }
