@@ -23,15 +23,29 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::metric::{Metric, Spec};
 use super::rows::{col, fetch, fetch_one};
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, below};
+use super::{Check, ChecksConfig, Context, Outcome, below};
 
 const NAME: &str = "cache_hit_ratio";
 
-const RATIO: &str = "cache_hit_ratio";
-const RATIO_HELP: &str = "Buffer cache hit ratio over the last interval, 0-1.";
-const SINCE_RESET: &str = "cache_hit_ratio_since_reset";
-const SINCE_RESET_HELP: &str = "Buffer cache hit ratio since stats reset, 0-1.";
+const RATIO: Metric = Metric::gauge(
+    "cache_hit_ratio",
+    "Buffer cache hit ratio over the last interval, 0-1.",
+    &["database"],
+);
+const SINCE_RESET: Metric = Metric::gauge(
+    "cache_hit_ratio_since_reset",
+    "Buffer cache hit ratio since stats reset, 0-1.",
+    &["database"],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[&RATIO, &SINCE_RESET],
+};
 
 const SQL: &str = "SELECT datname::text, blks_hit::float8, blks_read::float8, \
      datname = current_database() FROM pg_stat_database WHERE datname IS NOT NULL ORDER BY datname";
@@ -59,8 +73,8 @@ pub struct CacheHitRatio {
 }
 
 impl Check for CacheHitRatio {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
@@ -116,8 +130,7 @@ impl CacheHitRatio {
             } = counted;
             let since_reset = ratio(*hits, *reads);
             if let Some(r) = since_reset {
-                out.gauge(SINCE_RESET, SINCE_RESET_HELP, r)
-                    .with("database", database);
+                out.set(&SINCE_RESET, &[database], r);
             }
             // Counters going backwards mean a stats reset: no interval this time.
             let (now_hits, now_reads) = interval_counters(counted);
@@ -129,7 +142,7 @@ impl CacheHitRatio {
                 .filter(|(h, r)| *h >= 0.0 && *r >= 0.0);
             let interval = delta.and_then(|(h, r)| ratio(h, r));
             if let Some(r) = interval {
-                out.gauge(RATIO, RATIO_HELP, r).with("database", database);
+                out.set(&RATIO, &[database], r);
             }
             // Judge the interval once there is one, else the since-reset figure.
             let (judged, accesses) = match (&self.previous, delta) {
@@ -187,10 +200,10 @@ mod tests {
         check.evaluate(config, rows, own)
     }
 
-    fn value(out: &Outcome, metric: &str) -> Option<f64> {
+    fn value(out: &Outcome, metric: Metric) -> Option<f64> {
         out.measurements
             .iter()
-            .find(|m| m.metric == metric)
+            .find(|m| m.metric == metric.name)
             .map(|m| m.value)
     }
 

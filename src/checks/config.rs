@@ -81,47 +81,55 @@ impl ChecksConfig {
 /// `[checks.intervals]`: a longer interval for a check whose queries cost
 /// more than its figures change between cycles (database sizes walk every
 /// file; integrity and index checks read the whole catalog). Between its
-/// runs the daemon keeps serving the check's last result. `connectivity`
-/// has no entry: it runs every cycle, since it is how a cycle learns whether
-/// the target is up at all.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CheckIntervals {
-    pub performance: Option<Duration>,
-    pub replication: Option<Duration>,
-    pub disk_usage: Option<Duration>,
-    pub connection_pool: Option<Duration>,
-    pub long_queries: Option<Duration>,
-    pub table_integrity: Option<Duration>,
-    pub indexes: Option<Duration>,
-    pub locks: Option<Duration>,
-    pub cache_hit_ratio: Option<Duration>,
-}
+/// runs the daemon keeps serving the check's last result. The keys are the
+/// checks' names ([`super::INTERVAL_CHECKS`]); `connectivity` has none: it
+/// runs every cycle, since it is how a cycle learns whether the target is up.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckIntervals(Vec<(&'static str, Duration)>);
 
 impl CheckIntervals {
     /// Every (check, interval) pair that is set, in check order.
     pub fn set(&self) -> Vec<(&'static str, Duration)> {
-        [
-            ("performance", self.performance),
-            ("replication", self.replication),
-            ("disk_usage", self.disk_usage),
-            ("connection_pool", self.connection_pool),
-            ("long_queries", self.long_queries),
-            ("table_integrity", self.table_integrity),
-            ("indexes", self.indexes),
-            ("locks", self.locks),
-            ("cache_hit_ratio", self.cache_hit_ratio),
-        ]
-        .into_iter()
-        .filter_map(|(check, interval)| Some((check, interval?)))
-        .collect()
+        self.0.clone()
     }
 
     pub fn get(&self, check: &str) -> Option<Duration> {
-        self.set()
-            .into_iter()
+        self.0
+            .iter()
             .find(|(name, _)| *name == check)
-            .map(|(_, interval)| interval)
+            .map(|(_, interval)| *interval)
+    }
+}
+
+/// A key of `[checks.intervals]`: an unknown one is reported at its line,
+/// with the known ones.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct IntervalKey(&'static str);
+
+impl<'de> Deserialize<'de> for IntervalKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        super::INTERVAL_CHECKS
+            .iter()
+            .find(|known| **known == name)
+            .map(|known| Self(known))
+            .ok_or_else(|| de::Error::unknown_field(&name, &super::INTERVAL_CHECKS))
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckIntervals {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let set = std::collections::BTreeMap::<IntervalKey, Duration>::deserialize(d)?;
+        let order = |name: &str| super::CHECK_NAMES.iter().position(|n| *n == name);
+        let mut set: Vec<_> = set.into_iter().map(|(k, v)| (k.0, v)).collect();
+        set.sort_by_key(|(name, _)| order(name));
+        Ok(Self(set))
+    }
+}
+
+impl Serialize for CheckIntervals {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(name, interval)| (*name, interval)))
     }
 }
 

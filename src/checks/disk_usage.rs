@@ -16,17 +16,34 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::metric::{Metric, Spec};
 use super::rows::{col, fetch, opt};
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, USER_SCHEMAS, at_least_unless_zero};
+use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS, at_least_unless_zero};
 
 const NAME: &str = "disk_usage";
 
-const DB_SIZE: &str = "database_size_bytes";
-const DB_SIZE_HELP: &str = "Size of each database.";
-const GROWTH: &str = "database_growth_bytes";
-const GROWTH_HELP: &str = "Growth of each database since the previous cycle.";
-const TABLE_SIZE: &str = "table_size_bytes";
-const TABLE_SIZE_HELP: &str = "Total size (heap + indexes + toast) of the top-N tables.";
+const DB_SIZE: Metric = Metric::gauge(
+    "database_size_bytes",
+    "Size of each database.",
+    &["database"],
+);
+const GROWTH: Metric = Metric::gauge(
+    "database_growth_bytes",
+    "Growth of each database since the previous cycle.",
+    &["database"],
+);
+const TABLE_SIZE: Metric = Metric::gauge(
+    "table_size_bytes",
+    "Total size (heap + indexes + toast) of the top-N tables.",
+    &["table"],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[&DB_SIZE, &GROWTH, &TABLE_SIZE],
+};
 
 /// Every database, `template0` too (it takes disk space like the others).
 const DATABASES_SQL: &str = "SELECT datname::text, pg_database_size(oid)::float8 \
@@ -58,8 +75,8 @@ pub struct DiskUsage {
 }
 
 impl Check for DiskUsage {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
@@ -119,11 +136,9 @@ impl DiskUsage {
         let limits = &config.disk_usage;
         let mut current = HashMap::new();
         for (name, size) in databases {
-            out.gauge(DB_SIZE, DB_SIZE_HELP, size)
-                .with("database", name);
+            out.set(&DB_SIZE, &[name], size);
             if let Some(before) = self.previous.get(name) {
-                out.gauge(GROWTH, GROWTH_HELP, size - before)
-                    .with("database", name);
+                out.set(&GROWTH, &[name], size - before);
             }
             out.flag(
                 at_least_unless_zero(
@@ -137,8 +152,7 @@ impl DiskUsage {
         }
         self.previous = current;
         for (table, size) in &tables {
-            out.gauge(TABLE_SIZE, TABLE_SIZE_HELP, *size)
-                .with("table", *table);
+            out.set(&TABLE_SIZE, &[*table], *size);
         }
         out.detail(
             "top_tables",
@@ -174,10 +188,10 @@ mod tests {
         }
     }
 
-    fn value(out: &Outcome, metric: &str, label: &str) -> Option<f64> {
+    fn value(out: &Outcome, metric: Metric, label: &str) -> Option<f64> {
         out.measurements
             .iter()
-            .find(|m| m.metric == metric && m.labels.iter().any(|(_, v)| v == label))
+            .find(|m| m.metric == metric.name && m.labels.iter().any(|(_, v)| v == label))
             .map(|m| m.value)
     }
 

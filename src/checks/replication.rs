@@ -12,34 +12,81 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::metric::{Metric, Spec};
 use super::rows::{col, fetch, fetch_one};
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, at_least};
+use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::report::Status;
 
 const NAME: &str = "replication";
 
-const LAG_BYTES: &str = "replication_lag_bytes";
-const LAG_BYTES_HELP: &str = "Replay lag of each standby in bytes (on a primary).";
-const LAG_SECONDS: &str = "replication_lag_seconds";
-const LAG_SECONDS_HELP: &str = "Replay lag of each standby in seconds, 0 when caught up.";
-const REPLICAS: &str = "replication_replicas";
-const REPLICAS_HELP: &str = "Standbys streaming from this primary.";
-const EXPECTED: &str = "replication_replicas_expected";
-const EXPECTED_HELP: &str = "expected_replicas from the config.";
-const SLOT_RETAINED: &str = "replication_slot_retained_bytes";
-const SLOT_RETAINED_HELP: &str = "WAL retained by each replication slot (top-N).";
-const SLOTS_RETAINED_MAX: &str = "replication_slots_max_retained_bytes";
-const SLOTS_RETAINED_MAX_HELP: &str =
-    "WAL kept on disk for replication slots: the slot furthest behind (0 without slots).";
-const SLOTS_INACTIVE: &str = "replication_slots_inactive";
-const SLOTS_INACTIVE_HELP: &str = "Inactive replication slots.";
-const STANDBY_BYTES: &str = "standby_replay_lag_bytes";
-const STANDBY_BYTES_HELP: &str = "On a standby: WAL received but not yet replayed.";
-const STANDBY_SECONDS: &str = "standby_replay_lag_seconds";
-const STANDBY_SECONDS_HELP: &str =
-    "On a standby: seconds since the last replayed transaction, 0 when replay has caught up.";
-const RECEIVER_UP: &str = "standby_wal_receiver_up";
-const RECEIVER_UP_HELP: &str = "On a standby: 1 while the WAL receiver streams.";
+const LAG_BYTES: Metric = Metric::gauge(
+    "replication_lag_bytes",
+    "Replay lag of each standby in bytes (on a primary).",
+    &["replica"],
+);
+const LAG_SECONDS: Metric = Metric::gauge(
+    "replication_lag_seconds",
+    "Replay lag of each standby in seconds, 0 when caught up.",
+    &["replica"],
+);
+const REPLICAS: Metric = Metric::gauge(
+    "replication_replicas",
+    "Standbys streaming from this primary.",
+    &[],
+);
+const EXPECTED: Metric = Metric::gauge(
+    "replication_replicas_expected",
+    "expected_replicas from the config.",
+    &[],
+);
+const SLOT_RETAINED: Metric = Metric::gauge(
+    "replication_slot_retained_bytes",
+    "WAL retained by each replication slot (top-N).",
+    &["slot"],
+);
+const SLOTS_RETAINED_MAX: Metric = Metric::gauge(
+    "replication_slots_max_retained_bytes",
+    "WAL kept on disk for replication slots: the slot furthest behind (0 without slots).",
+    &[],
+);
+const SLOTS_INACTIVE: Metric = Metric::gauge(
+    "replication_slots_inactive",
+    "Inactive replication slots.",
+    &[],
+);
+const STANDBY_BYTES: Metric = Metric::gauge(
+    "standby_replay_lag_bytes",
+    "On a standby: WAL received but not yet replayed.",
+    &[],
+);
+const STANDBY_SECONDS: Metric = Metric::gauge(
+    "standby_replay_lag_seconds",
+    "On a standby: seconds since the last replayed transaction, 0 when replay has caught up.",
+    &[],
+);
+const RECEIVER_UP: Metric = Metric::gauge(
+    "standby_wal_receiver_up",
+    "On a standby: 1 while the WAL receiver streams.",
+    &[],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[
+        &LAG_BYTES,
+        &LAG_SECONDS,
+        &REPLICAS,
+        &EXPECTED,
+        &SLOT_RETAINED,
+        &SLOTS_RETAINED_MAX,
+        &SLOTS_INACTIVE,
+        &STANDBY_BYTES,
+        &STANDBY_SECONDS,
+        &RECEIVER_UP,
+    ],
+};
 
 const STANDBYS_SQL: &str = "SELECT coalesce(application_name, ''), coalesce(state, ''), \
      coalesce(sync_state, ''), coalesce(client_addr::text, 'local'), \
@@ -70,8 +117,8 @@ const STANDBY_SQL: &str = "SELECT \
 pub struct Replication;
 
 impl Check for Replication {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
@@ -177,9 +224,9 @@ fn primary(
     slot_rows: &[Slot],
 ) -> Outcome {
     let mut out = Outcome::new(format!("{} standby(s)", rows.len()));
-    out.gauge(REPLICAS, REPLICAS_HELP, rows.len() as f64);
+    out.set(&REPLICAS, &[], rows.len() as f64);
     if let Some(expected) = expected {
-        out.gauge(EXPECTED, EXPECTED_HELP, expected as f64);
+        out.set(&EXPECTED, &[], expected as f64);
         if (rows.len() as u64) < expected {
             out.flag(
                 Status::Critical,
@@ -202,10 +249,8 @@ fn primary(
         let replay = row.replay;
         let seconds = if replay == 0.0 { 0.0 } else { row.lag };
         worst_bytes = worst_bytes.max(replay);
-        out.gauge(LAG_BYTES, LAG_BYTES_HELP, replay)
-            .with("replica", &replica);
-        out.gauge(LAG_SECONDS, LAG_SECONDS_HELP, seconds)
-            .with("replica", &replica);
+        out.set(&LAG_BYTES, &[&replica], replay);
+        out.set(&LAG_SECONDS, &[&replica], seconds);
         out.flag(
             lag_status(config, replay, seconds),
             format!("standby {replica} {replay:.0} bytes / {seconds:.1} s behind"),
@@ -251,15 +296,14 @@ fn slots(config: &ChecksConfig, rows: &[Slot], out: &mut Outcome) {
             format!("slot {name} retains {retained:.0} bytes of WAL"),
         );
         if index < config.top_n() {
-            out.gauge(SLOT_RETAINED, SLOT_RETAINED_HELP, *retained)
-                .with("slot", name);
+            out.set(&SLOT_RETAINED, &[name], *retained);
             listed.push(json!({"slot": name, "active": active, "retained_bytes": retained}));
         }
     }
-    out.gauge(SLOTS_INACTIVE, SLOTS_INACTIVE_HELP, inactive as f64);
+    out.set(&SLOTS_INACTIVE, &[], inactive as f64);
     // Rows come furthest-behind first; that slot alone decides what WAL stays.
     let furthest = rows.first().map_or(0.0, |s| s.retained);
-    out.gauge(SLOTS_RETAINED_MAX, SLOTS_RETAINED_MAX_HELP, furthest);
+    out.set(&SLOTS_RETAINED_MAX, &[], furthest);
     out.detail("slots", listed);
 }
 
@@ -273,9 +317,9 @@ fn standby(config: &ChecksConfig, replay: &Replay) -> Outcome {
     let mut out = Outcome::new(format!(
         "standby, replay {bytes:.0} bytes / {seconds:.1} s behind"
     ));
-    out.gauge(STANDBY_BYTES, STANDBY_BYTES_HELP, bytes);
-    out.gauge(STANDBY_SECONDS, STANDBY_SECONDS_HELP, seconds);
-    out.gauge(RECEIVER_UP, RECEIVER_UP_HELP, f64::from(receivers > 0));
+    out.set(&STANDBY_BYTES, &[], bytes);
+    out.set(&STANDBY_SECONDS, &[], seconds);
+    out.set(&RECEIVER_UP, &[], f64::from(receivers > 0));
     if receivers == 0 {
         out.flag(Status::Critical, "the WAL receiver is not streaming");
     }
@@ -306,10 +350,10 @@ mod tests {
         }
     }
 
-    fn labels(out: &Outcome, metric: &str) -> Vec<String> {
+    fn labels(out: &Outcome, metric: Metric) -> Vec<String> {
         out.measurements
             .iter()
-            .filter(|m| m.metric == metric)
+            .filter(|m| m.metric == metric.name)
             .map(|m| m.labels[0].1.clone())
             .collect()
     }
@@ -329,7 +373,7 @@ mod tests {
         let seconds: Vec<f64> = out
             .measurements
             .iter()
-            .filter(|m| m.metric == LAG_SECONDS)
+            .filter(|m| m.metric == LAG_SECONDS.name)
             .map(|m| m.value)
             .collect();
         assert_eq!(seconds, [0.0, 40.0]);
@@ -357,7 +401,7 @@ mod tests {
         let max = out
             .measurements
             .iter()
-            .find(|m| m.metric == SLOTS_RETAINED_MAX);
+            .find(|m| m.metric == SLOTS_RETAINED_MAX.name);
         assert_eq!(max.map(|m| m.value), Some(2048.0 * MIB));
     }
 

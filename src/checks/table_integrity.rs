@@ -11,30 +11,66 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::metric::{Metric, Spec};
 use super::rows::{col, fetch, opt};
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, USER_SCHEMAS, at_least};
+use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS, at_least};
 use crate::report::Status;
 
 const NAME: &str = "table_integrity";
 
-const NO_PK: &str = "tables_without_primary_key";
-const NO_PK_HELP: &str = "User tables without a primary key.";
-const NOT_VALID: &str = "constraints_not_valid";
-const NOT_VALID_HELP: &str = "Constraints left NOT VALID.";
-const FK_NO_INDEX: &str = "foreign_keys_without_index";
-const FK_NO_INDEX_HELP: &str = "Foreign keys with no index on their columns.";
-const SEQUENCE: &str = "sequence_max_usage_ratio";
-const SEQUENCE_HELP: &str = "The fullest readable sequence, 0-1.";
-const XID_AGE: &str = "xid_age";
-const XID_AGE_HELP: &str = "age(datfrozenxid) of each database.";
-const XID_RATIO: &str = "xid_wraparound_ratio";
-const XID_RATIO_HELP: &str = "Transaction ID age / 2^31, 0-1.";
-const DEAD_RATIO: &str = "dead_tuples_max_ratio";
-const DEAD_RATIO_HELP: &str =
-    "Highest dead/(live+dead) ratio of a table with at least dead_tuples_min dead tuples.";
-const STALE: &str = "tables_vacuum_stale";
-const STALE_HELP: &str =
-    "Tables with at least dead_tuples_min dead tuples not vacuumed within vacuum_stale_after.";
+const NO_PK: Metric = Metric::gauge(
+    "tables_without_primary_key",
+    "User tables without a primary key.",
+    &[],
+);
+const NOT_VALID: Metric =
+    Metric::gauge("constraints_not_valid", "Constraints left NOT VALID.", &[]);
+const FK_NO_INDEX: Metric = Metric::gauge(
+    "foreign_keys_without_index",
+    "Foreign keys with no index on their columns.",
+    &[],
+);
+const SEQUENCE: Metric = Metric::gauge(
+    "sequence_max_usage_ratio",
+    "The fullest readable sequence, 0-1.",
+    &[],
+);
+const XID_AGE: Metric = Metric::gauge(
+    "xid_age",
+    "age(datfrozenxid) of each database.",
+    &["database"],
+);
+const XID_RATIO: Metric = Metric::gauge(
+    "xid_wraparound_ratio",
+    "Transaction ID age / 2^31, 0-1.",
+    &["database"],
+);
+const DEAD_RATIO: Metric = Metric::gauge(
+    "dead_tuples_max_ratio",
+    "Highest dead/(live+dead) ratio of a table with at least dead_tuples_min dead tuples.",
+    &[],
+);
+const STALE: Metric = Metric::gauge(
+    "tables_vacuum_stale",
+    "Tables with at least dead_tuples_min dead tuples not vacuumed within vacuum_stale_after.",
+    &[],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[
+        &NO_PK,
+        &NOT_VALID,
+        &FK_NO_INDEX,
+        &SEQUENCE,
+        &XID_AGE,
+        &XID_RATIO,
+        &DEAD_RATIO,
+        &STALE,
+    ],
+};
 
 /// Each query returns the full count in column 0 and the top-N offenders' names in column 1.
 fn no_pk_sql(top_n: usize) -> String {
@@ -138,8 +174,8 @@ fn dead_tuples_sql(config: &ChecksConfig) -> String {
 pub struct TableIntegrity;
 
 impl Check for TableIntegrity {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
@@ -207,10 +243,10 @@ impl Found {
 }
 
 /// The listed conditions, in the order `run` queries them.
-const LISTED: [(&str, &str, &str); 3] = [
-    (NO_PK, NO_PK_HELP, "without primary key"),
-    (NOT_VALID, NOT_VALID_HELP, "NOT VALID"),
-    (FK_NO_INDEX, FK_NO_INDEX_HELP, "unindexed foreign keys"),
+const LISTED: [(&Metric, &str); 3] = [
+    (&NO_PK, "without primary key"),
+    (&NOT_VALID, "NOT VALID"),
+    (&FK_NO_INDEX, "unindexed foreign keys"),
 ];
 
 /// `usage` is NULL for a sequence whose minimum equals its maximum;
@@ -253,8 +289,8 @@ fn evaluate(
 ) -> Outcome {
     let mut out = Outcome::new("");
     let mut headline = Vec::new();
-    for (found, (metric, help, what)) in lists.iter().zip(LISTED) {
-        counted(found, &mut out, metric, help, what);
+    for (found, (metric, what)) in lists.iter().zip(LISTED) {
+        counted(found, &mut out, metric, what);
         headline.push(format!("{} {what}", found.count));
     }
     sequence_usage(config, sequences, &mut out);
@@ -269,21 +305,21 @@ fn evaluate(
 }
 
 /// A count metric, a warning when non-zero, and the offenders in the details.
-fn counted(found: &Found, out: &mut Outcome, metric: &str, help: &str, what: &str) {
+fn counted(found: &Found, out: &mut Outcome, metric: &Metric, what: &str) {
     let Found { count, names } = found;
-    out.gauge(metric, help, *count as f64);
+    out.set(metric, &[], *count as f64);
     if *count > 0 {
         out.flag(
             Status::Warning,
             format!("{count} {what}: {}", names.join(", ")),
         );
     }
-    out.detail(metric, names);
+    out.detail(metric.name, names);
 }
 
 fn sequence_usage(config: &ChecksConfig, rows: &[Sequence], out: &mut Outcome) {
     let fullest = rows.first().and_then(|s| s.usage).unwrap_or(0.0);
-    out.gauge(SEQUENCE, SEQUENCE_HELP, fullest);
+    out.set(&SEQUENCE, &[], fullest);
     let limits = &config.table_integrity;
     if let Some(first) = rows.first() {
         out.flag(
@@ -317,10 +353,8 @@ fn wraparound(config: &ChecksConfig, rows: &[(String, f64)], out: &mut Outcome) 
     for (database, age) in rows {
         let ratio = age / XID_LIMIT;
         oldest = oldest.max(ratio);
-        out.gauge(XID_AGE, XID_AGE_HELP, *age)
-            .with("database", database);
-        out.gauge(XID_RATIO, XID_RATIO_HELP, ratio)
-            .with("database", database);
+        out.set(&XID_AGE, &[database], *age);
+        out.set(&XID_RATIO, &[database], ratio);
         out.flag(
             at_least(
                 ratio,
@@ -340,8 +374,8 @@ fn dead_tuples(config: &ChecksConfig, rows: &[Dead], out: &mut Outcome) {
     let limits = &config.table_integrity;
     let max_ratio = rows.first().map_or(0.0, |d| d.ratio);
     let stale = rows.first().map_or(0, |d| d.stale);
-    out.gauge(DEAD_RATIO, DEAD_RATIO_HELP, max_ratio);
-    out.gauge(STALE, STALE_HELP, stale as f64);
+    out.set(&DEAD_RATIO, &[], max_ratio);
+    out.set(&STALE, &[], stale as f64);
     if let Some(first) = rows.first() {
         out.flag(
             at_least(
@@ -389,10 +423,10 @@ mod tests {
         (0..3).map(|_| Found::default()).collect()
     }
 
-    fn value(out: &Outcome, metric: &str) -> f64 {
+    fn value(out: &Outcome, metric: Metric) -> f64 {
         out.measurements
             .iter()
-            .filter(|m| m.metric == metric)
+            .filter(|m| m.metric == metric.name)
             .map(|m| m.value)
             .fold(f64::NAN, f64::max)
     }
