@@ -475,3 +475,123 @@ async fn a_one_shot_health_judges_the_ratio_over_its_sample_window() {
         .unwrap_or_else(|| panic!("no sampled ratio: {result:#?}"));
     assert!(sampled.value < 0.5, "{sampled:?}");
 }
+
+/// Consume `n` transaction IDs, one committed transaction each.
+fn burn_xids(cluster: &Cluster, db: &str, n: u32) {
+    cluster
+        .psql(
+            db,
+            &format!(
+                "DO $$ BEGIN FOR i IN 1..{n} LOOP PERFORM txid_current(); COMMIT; END LOOP; END $$"
+            ),
+        )
+        .unwrap();
+}
+
+fn horizon(result: &pgwarden::report::CheckResult, holder: &str) -> f64 {
+    result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "xmin_horizon_age" && m.labels == [("holder".into(), holder.into())])
+        .unwrap_or_else(|| panic!("no xmin_horizon_age{{holder={holder}}}: {result:#?}"))
+        .value
+}
+
+/// What holds back vacuum: a transaction with a snapshot, a forgotten
+/// prepared transaction, a logical slot nobody reads — each is named with
+/// its kind and age, and the horizon moves on once it is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_xmin_horizon_names_its_holders_a_backend_a_prepared_transaction_and_a_slot() {
+    let cluster = own_cluster(
+        &ClusterOptions::default()
+            .setting("max_prepared_transactions", "5")
+            .setting("wal_level", "logical"),
+    );
+    let url = cluster.create_database().unwrap();
+    let db = url.database();
+    cluster
+        .psql(&db, "CREATE TABLE ledger (id int PRIMARY KEY)")
+        .unwrap();
+    let mut checker = checker(
+        &url,
+        "[checks.long_queries]\nxmin_horizon_age_warning = 40\nxmin_horizon_age_critical = 100000\n\
+         prepared_transaction_warning = \"1s\"\n",
+        "",
+    );
+    let quiet = one(&mut checker, "long_queries").await;
+    assert_eq!(quiet.status, Status::Ok, "{quiet:#?}");
+    for holder in [
+        "backend",
+        "replication_slot",
+        "prepared_transaction",
+        "standby_feedback",
+    ] {
+        assert_eq!(horizon(&quiet, holder), 0.0, "{holder}");
+    }
+    assert_eq!(metric(&quiet, "prepared_transactions"), 0.0);
+
+    // A backend holding a snapshot while 50 transactions commit.
+    let holder = connect(&url).await;
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM ledger")
+        .await
+        .unwrap();
+    burn_xids(&cluster, &db, 50);
+    let result = one(&mut checker, "long_queries").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert!(horizon(&result, "backend") >= 50.0, "{result:#?}");
+    let first = &result.details["xmin_horizon"][0];
+    assert_eq!(first["holder"], "backend", "{first}");
+    assert!(
+        first["who"].as_str().unwrap().starts_with("pid "),
+        "{first}"
+    );
+    holder.batch_execute("COMMIT").await.unwrap();
+
+    // A prepared transaction nobody finished, and a logical slot nobody reads.
+    // (The slot first: creating one waits for every running transaction.)
+    cluster
+        .psql(
+            &db,
+            "SELECT 1 FROM pg_create_logical_replication_slot('unread', 'test_decoding')",
+        )
+        .unwrap();
+    cluster
+        .psql(
+            &db,
+            "BEGIN; INSERT INTO ledger VALUES (1); PREPARE TRANSACTION 'forgotten'",
+        )
+        .unwrap();
+    burn_xids(&cluster, &db, 50);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let result = one(&mut checker, "long_queries").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert_eq!(horizon(&result, "backend"), 0.0, "committed: {result:#?}");
+    assert!(
+        horizon(&result, "prepared_transaction") >= 50.0,
+        "{result:#?}"
+    );
+    assert!(horizon(&result, "replication_slot") >= 50.0, "{result:#?}");
+    assert_eq!(metric(&result, "prepared_transactions"), 1.0);
+    assert!(metric(&result, "prepared_transaction_max_seconds") >= 1.0);
+    assert!(
+        result.summary.contains("prepared transaction forgotten"),
+        "{}",
+        result.summary
+    );
+    let listed = result.details["xmin_horizon"].to_string();
+    assert!(
+        listed.contains("slot unread (logical, inactive)"),
+        "{listed}"
+    );
+
+    cluster.psql(&db, "ROLLBACK PREPARED 'forgotten'").unwrap();
+    cluster
+        .psql(&db, "SELECT pg_drop_replication_slot('unread')")
+        .unwrap();
+    let result = one(&mut checker, "long_queries").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(horizon(&result, "prepared_transaction"), 0.0);
+    assert_eq!(horizon(&result, "replication_slot"), 0.0);
+    assert_eq!(metric(&result, "prepared_transactions"), 0.0);
+}

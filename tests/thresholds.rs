@@ -209,6 +209,38 @@ fn pairs() -> Vec<Pair> {
             ">",
             c.table_integrity.xid_wraparound_critical.get(),
         ),
+        pair(
+            "PgwardenXminHorizonOld",
+            "warning",
+            "checks.long_queries.xmin_horizon_age_warning",
+            "pgwarden_xmin_horizon_age",
+            ">",
+            c.long_queries.xmin_horizon_age_warning as f64,
+        ),
+        pair(
+            "PgwardenXminHorizonOld",
+            "critical",
+            "checks.long_queries.xmin_horizon_age_critical",
+            "pgwarden_xmin_horizon_age",
+            ">",
+            c.long_queries.xmin_horizon_age_critical as f64,
+        ),
+        pair(
+            "PgwardenPreparedTransactionOld",
+            "warning",
+            "checks.long_queries.prepared_transaction_warning",
+            "pgwarden_prepared_transaction_max_seconds",
+            ">",
+            secs(c.long_queries.prepared_transaction_warning),
+        ),
+        pair(
+            "PgwardenPreparedTransactionOld",
+            "critical",
+            "checks.long_queries.prepared_transaction_critical",
+            "pgwarden_prepared_transaction_max_seconds",
+            ">",
+            secs(c.long_queries.prepared_transaction_critical),
+        ),
     ]
 }
 

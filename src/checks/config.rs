@@ -270,6 +270,13 @@ section!(
         transaction_critical: Duration = Duration::secs(1800),
         idle_in_transaction_warning: Duration = Duration::secs(60),
         idle_in_transaction_critical: Duration = Duration::secs(600),
+        /// Age in transactions of the oldest xmin anyone holds (a backend,
+        /// a replication slot, a prepared transaction, a standby's feedback).
+        xmin_horizon_age_warning: u64 = 20_000_000,
+        xmin_horizon_age_critical: u64 = 200_000_000,
+        /// Age of the oldest prepared transaction of the target database.
+        prepared_transaction_warning: Duration = Duration::secs(300),
+        prepared_transaction_critical: Duration = Duration::secs(3600),
     }
 );
 

@@ -4,13 +4,16 @@
 //! count: a target is a database, and another database on the same server
 //! is another target's business. Metrics carry counts and the longest
 //! duration; who, where and a truncated query text go to the details only.
+//! The xmin horizon and prepared transactions ([`super::horizon`]) are
+//! judged here too: what holds back vacuum is most often a transaction.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::horizon;
 use super::metric::{Metric, Spec};
-use super::rows::{col, fetch, query_text};
+use super::rows::{col, fetch, fetch_one, query_text};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::config::Duration;
 
@@ -58,6 +61,9 @@ pub static SPEC: Spec = Spec {
         &LONG_TRANSACTION_MAX,
         &IDLE_IN_TX,
         &IDLE_IN_TX_MAX,
+        &horizon::HORIZON_AGE,
+        &horizon::PREPARED,
+        &horizon::PREPARED_MAX,
     ],
 };
 
@@ -91,8 +97,12 @@ impl Check for LongQueries {
         &SPEC
     }
 
-    fn queries(&self, _: &ChecksConfig) -> Vec<String> {
-        vec![SESSIONS_SQL.into()]
+    fn queries(&self, config: &ChecksConfig) -> Vec<String> {
+        vec![
+            SESSIONS_SQL.into(),
+            horizon::holders_sql(config.top_n()),
+            horizon::PREPARED_SQL.into(),
+        ]
     }
 
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
@@ -111,8 +121,19 @@ impl Check for LongQueries {
                 })
             })
             .await?;
+            let holders = fetch(
+                &session,
+                NAME,
+                &horizon::holders_sql(ctx.top_n()),
+                horizon::holder,
+            )
+            .await?;
+            let prepared =
+                fetch_one(&session, NAME, horizon::PREPARED_SQL, horizon::prepared).await?;
             session.finish().await;
-            Ok(evaluate(ctx.config, &sessions))
+            let mut out = evaluate(ctx.config, &sessions);
+            horizon::evaluate(ctx.config, &holders, prepared, &mut out);
+            Ok(out)
         }
         .boxed()
     }

@@ -18,6 +18,7 @@ pub mod config;
 mod connection_pool;
 mod connectivity;
 mod disk_usage;
+mod horizon;
 mod indexes;
 mod locks;
 mod long_queries;
