@@ -595,3 +595,56 @@ async fn the_xmin_horizon_names_its_holders_a_backend_a_prepared_transaction_and
     assert_eq!(horizon(&result, "replication_slot"), 0.0);
     assert_eq!(metric(&result, "prepared_transactions"), 0.0);
 }
+
+/// An `archive_command` that fails: the replication check goes critical with
+/// the failures since the last success, and recovers once archiving works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_archive_command_is_critical_until_archiving_succeeds_again() {
+    let cluster = own_cluster(
+        &ClusterOptions::default()
+            .setting("archive_mode", "on")
+            .setting("archive_command", "false"),
+    );
+    let url = cluster.create_database().unwrap();
+    let mut checker = checker(&url, "", "");
+    let before = one(&mut checker, "replication").await;
+    assert_eq!(metric(&before, "archive_failing"), 0.0, "{before:#?}");
+    cluster
+        .psql(
+            "postgres",
+            "CREATE TABLE w (id int); SELECT pg_switch_wal()",
+        )
+        .unwrap();
+    wait(
+        &cluster,
+        "SELECT failed_count >= 3 FROM pg_stat_archiver",
+        "t",
+    );
+    let result = one(&mut checker, "replication").await;
+    assert_eq!(result.status, Status::Critical, "{result:#?}");
+    assert_eq!(metric(&result, "archive_failing"), 1.0);
+    assert!(
+        metric(&result, "archive_failures_since_success") >= 3.0,
+        "{result:#?}"
+    );
+    assert!(
+        result.summary.contains("WAL archiving is failing"),
+        "{}",
+        result.summary
+    );
+
+    cluster
+        .psql("postgres", "ALTER SYSTEM SET archive_command = 'true'")
+        .unwrap();
+    cluster.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+    wait(
+        &cluster,
+        "SELECT archived_count >= 1 FROM pg_stat_archiver",
+        "t",
+    );
+    let result = one(&mut checker, "replication").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(metric(&result, "archive_failing"), 0.0);
+    assert_eq!(metric(&result, "archive_failures_since_success"), 0.0);
+    assert!(metric(&result, "archive_last_success_age_seconds") < 60.0);
+}

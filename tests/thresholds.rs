@@ -31,8 +31,12 @@ struct Pair {
 
 /// Alerts with no check threshold behind them, and why: a new alert must be
 /// added either here or to `pairs()`, so none is forgotten.
-const NOT_CHECK_THRESHOLDS: [(&str, &str); 9] = [
+const NOT_CHECK_THRESHOLDS: [(&str, &str); 10] = [
     ("PgwardenAbsent", "Prometheus cannot scrape pgwarden at all"),
+    (
+        "PgwardenWalArchivingFailing",
+        "any failed archive since the last success; the replication check is critical at once",
+    ),
     (
         "PgwardenTargetDown",
         "a state (pgwarden_up == 0), no threshold",

@@ -13,6 +13,7 @@
 //! "since the last cycle" numbers need (cache hit deltas, growth,
 //! deadlocks), which is why a [`Checker`] is long-lived in the daemon.
 
+mod archive;
 mod cache_hit_ratio;
 pub mod config;
 mod connection_pool;
@@ -97,7 +98,7 @@ pub fn registry() -> Vec<Box<dyn Check>> {
     vec![
         Box::new(connectivity::Connectivity),
         Box::new(performance::Performance),
-        Box::new(replication::Replication),
+        Box::new(replication::Replication::default()),
         Box::new(disk_usage::DiskUsage::default()),
         Box::new(connection_pool::ConnectionPool),
         Box::new(long_queries::LongQueries),

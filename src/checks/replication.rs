@@ -12,6 +12,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::archive;
 use super::metric::{Metric, Spec};
 use super::rows::{col, fetch, fetch_one};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
@@ -85,6 +86,9 @@ pub static SPEC: Spec = Spec {
         &STANDBY_BYTES,
         &STANDBY_SECONDS,
         &RECEIVER_UP,
+        &archive::FAILING,
+        &archive::FAILURES,
+        &archive::SUCCESS_AGE,
     ],
 };
 
@@ -114,7 +118,11 @@ const STANDBY_SQL: &str = "SELECT \
      (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming')::int8, \
      pg_is_wal_replay_paused()";
 
-pub struct Replication;
+/// What WAL archiving was at the last success, for the failures since.
+#[derive(Default)]
+pub struct Replication {
+    archive: archive::Watch,
+}
 
 impl Check for Replication {
     fn spec(&self) -> &'static Spec {
@@ -122,14 +130,19 @@ impl Check for Replication {
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
-        vec![RECOVERY_SQL.into(), STANDBYS_SQL.into(), slots_sql()]
+        vec![
+            RECOVERY_SQL.into(),
+            STANDBYS_SQL.into(),
+            slots_sql(),
+            archive::SQL.into(),
+        ]
     }
 
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
             let in_recovery: bool = fetch_one(&session, NAME, RECOVERY_SQL, |r| col(r, 0)).await?;
-            let out = if in_recovery {
+            let mut out = if in_recovery {
                 let state = fetch_one(&session, NAME, STANDBY_SQL, |r| {
                     Ok(Replay {
                         bytes: col(r, 0)?,
@@ -165,7 +178,10 @@ impl Check for Replication {
                 let expected = ctx.target.expected_replicas.map(|e| e.get());
                 primary(ctx.config, expected, &standbys, &slots)
             };
+            // A standby archives too, with archive_mode = always.
+            let archiver = fetch_one(&session, NAME, archive::SQL, archive::archiver).await?;
             session.finish().await;
+            self.archive.evaluate(&archiver, &mut out);
             Ok(out)
         }
         .boxed()
