@@ -544,6 +544,47 @@ async fn dead_tuples_and_stale_vacuum_warn_until_vacuumed() {
     assert!(xid.value > 0.0 && xid.value < 0.1, "{xid:?}");
 }
 
+/// Two sessions sharing a row lock make a multixact: the database's
+/// multixact age, reported beside the xid age, grows by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn multixact_age_is_reported_beside_the_xid_age_and_grows_with_shared_locks() {
+    let url = new_db();
+    psql(
+        &url,
+        "CREATE TABLE shared_rows (id int PRIMARY KEY); INSERT INTO shared_rows VALUES (1)",
+    );
+    let mut checker = checker(&url, "");
+    let mxid_age = |result: &pgwarden::report::CheckResult| {
+        result
+            .measurements
+            .iter()
+            .find(|m| m.metric == "multixact_age" && m.labels[0].1 == url.database())
+            .unwrap_or_else(|| panic!("no multixact_age: {result:#?}"))
+            .value
+    };
+    let before = mxid_age(&one(&mut checker, "table_integrity").await);
+    for _ in 0..3 {
+        let (a, b) = (session(&url).await, session(&url).await);
+        for s in [&a, &b] {
+            s.batch_execute("BEGIN; SELECT * FROM shared_rows FOR SHARE")
+                .await
+                .unwrap();
+        }
+        for s in [&a, &b] {
+            s.batch_execute("COMMIT").await.unwrap();
+        }
+    }
+    let result = one(&mut checker, "table_integrity").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert!(mxid_age(&result) >= before + 3.0, "{before} -> {result:#?}");
+    let ratio = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "multixact_wraparound_ratio" && m.labels[0].1 == url.database())
+        .expect("multixact ratio");
+    assert!(ratio.value > 0.0 && ratio.value < 0.001, "{ratio:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn disk_usage_reports_top_tables_sized_and_growth_between_cycles() {
     let url = new_db();

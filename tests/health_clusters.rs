@@ -648,3 +648,36 @@ async fn a_failing_archive_command_is_critical_until_archiving_succeeds_again() 
     assert_eq!(metric(&result, "archive_failures_since_success"), 0.0);
     assert!(metric(&result, "archive_last_success_age_seconds") < 60.0);
 }
+
+/// Issue 15's budget: its new measurements add at most 40 series to an
+/// empty database on a fresh server (database-labelled ones grow with the
+/// databases, as the xid ones do).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
+    const NEW: [&str; 9] = [
+        "long_transaction_max_seconds",
+        "xmin_horizon_age",
+        "prepared_transactions",
+        "prepared_transaction_max_seconds",
+        "archive_failing",
+        "archive_failures_since_success",
+        "archive_last_success_age_seconds",
+        "multixact_age",
+        "multixact_wraparound_ratio",
+    ];
+    let cluster = own_cluster(&ClusterOptions::default());
+    let url = cluster.create_database().unwrap();
+    let mut checker = checker(&url, "", "");
+    checker.run_cycle().await;
+    let report = checker.run_cycle().await;
+    let all: Vec<_> = report.checks.iter().flat_map(|c| &c.measurements).collect();
+    let new = all
+        .iter()
+        .filter(|m| NEW.contains(&m.metric.as_str()))
+        .count();
+    println!(
+        "series of an empty database: {} in all, {new} new",
+        all.len()
+    );
+    assert!(new > 0 && new <= 40, "{new} new series");
+}

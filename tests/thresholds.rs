@@ -214,6 +214,22 @@ fn pairs() -> Vec<Pair> {
             c.table_integrity.xid_wraparound_critical.get(),
         ),
         pair(
+            "PgwardenMultixactWraparound",
+            "warning",
+            "checks.table_integrity.multixact_wraparound_warning",
+            "pgwarden_multixact_wraparound_ratio",
+            ">",
+            c.table_integrity.multixact_wraparound_warning.get(),
+        ),
+        pair(
+            "PgwardenMultixactWraparound",
+            "critical",
+            "checks.table_integrity.multixact_wraparound_critical",
+            "pgwarden_multixact_wraparound_ratio",
+            ">",
+            c.table_integrity.multixact_wraparound_critical.get(),
+        ),
+        pair(
             "PgwardenXminHorizonOld",
             "warning",
             "checks.long_queries.xmin_horizon_age_warning",

@@ -288,6 +288,9 @@ section!(
         /// `age(datfrozenxid) / 2^31`.
         xid_wraparound_warning: Ratio = Ratio::new(0.5),
         xid_wraparound_critical: Ratio = Ratio::new(0.75),
+        /// `mxid_age(datminmxid) / 2^31`.
+        multixact_wraparound_warning: Ratio = Ratio::new(0.5),
+        multixact_wraparound_critical: Ratio = Ratio::new(0.75),
         /// dead / (live + dead) of a table with at least `dead_tuples_min` dead tuples.
         dead_tuples_ratio_warning: Ratio = Ratio::new(0.2),
         dead_tuples_min: u64 = 10_000,

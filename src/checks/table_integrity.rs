@@ -45,6 +45,16 @@ const XID_RATIO: Metric = Metric::gauge(
     "Transaction ID age / 2^31, 0-1.",
     &["database"],
 );
+const MXID_AGE: Metric = Metric::gauge(
+    "multixact_age",
+    "mxid_age(datminmxid) of each database.",
+    &["database"],
+);
+const MXID_RATIO: Metric = Metric::gauge(
+    "multixact_wraparound_ratio",
+    "Multixact ID age / 2^31, 0-1.",
+    &["database"],
+);
 const DEAD_RATIO: Metric = Metric::gauge(
     "dead_tuples_max_ratio",
     "Highest dead/(live+dead) ratio of a table with at least dead_tuples_min dead tuples.",
@@ -67,6 +77,8 @@ pub static SPEC: Spec = Spec {
         &SEQUENCE,
         &XID_AGE,
         &XID_RATIO,
+        &MXID_AGE,
+        &MXID_RATIO,
         &DEAD_RATIO,
         &STALE,
     ],
@@ -152,8 +164,12 @@ fn sequences_sql(top_n: usize) -> String {
     )
 }
 
-const XID_SQL: &str =
-    "SELECT datname::text, age(datfrozenxid)::float8 FROM pg_database ORDER BY datname";
+/// Transaction ID and multixact ID ages of each database.
+const XID_SQL: &str = "SELECT datname::text, age(datfrozenxid)::float8, \
+     mxid_age(datminmxid)::float8 FROM pg_database ORDER BY datname";
+
+/// A database with the ages of its oldest unfrozen transaction and multixact IDs.
+type Ages = (String, f64, f64);
 
 fn dead_tuples_sql(config: &ChecksConfig) -> String {
     let limits = &config.table_integrity;
@@ -207,7 +223,10 @@ impl Check for TableIntegrity {
                 })
             })
             .await?;
-            let xids = fetch(&session, NAME, XID_SQL, |r| Ok((col(r, 0)?, col(r, 1)?))).await?;
+            let xids = fetch(&session, NAME, XID_SQL, |r| {
+                Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?))
+            })
+            .await?;
             let dead = fetch(&session, NAME, &dead_tuples_sql(ctx.config), |r| {
                 Ok(Dead {
                     table: col(r, 1)?,
@@ -284,7 +303,7 @@ fn evaluate(
     config: &ChecksConfig,
     lists: &[Found],
     sequences: &[Sequence],
-    xids: &[(String, f64)],
+    xids: &[Ages],
     dead: &[Dead],
 ) -> Outcome {
     let mut out = Outcome::new("");
@@ -345,27 +364,46 @@ fn sequence_usage(config: &ChecksConfig, rows: &[Sequence], out: &mut Outcome) {
     out.detail("sequences", listed);
 }
 
-/// Returns the highest wraparound ratio.
-fn wraparound(config: &ChecksConfig, rows: &[(String, f64)], out: &mut Outcome) -> f64 {
-    const XID_LIMIT: f64 = 2_147_483_648.0;
+/// Transaction ID and multixact ID wraparound of each database; returns
+/// the highest transaction ID ratio. Both run out at 2^31.
+fn wraparound(config: &ChecksConfig, rows: &[Ages], out: &mut Outcome) -> f64 {
+    const LIMIT: f64 = 2_147_483_648.0;
     let limits = &config.table_integrity;
     let mut oldest = 0.0f64;
-    for (database, age) in rows {
-        let ratio = age / XID_LIMIT;
-        oldest = oldest.max(ratio);
-        out.set(&XID_AGE, &[database], *age);
-        out.set(&XID_RATIO, &[database], ratio);
-        out.flag(
-            at_least(
-                ratio,
-                limits.xid_wraparound_warning.get(),
-                limits.xid_wraparound_critical.get(),
+    for (database, xid_age, mxid_age) in rows {
+        oldest = oldest.max(xid_age / LIMIT);
+        let kinds = [
+            (
+                *xid_age,
+                (&XID_AGE, &XID_RATIO),
+                (
+                    limits.xid_wraparound_warning,
+                    limits.xid_wraparound_critical,
+                ),
+                "transaction ID",
             ),
-            format!(
-                "database {database} is at {:.0}% of transaction ID wraparound; VACUUM FREEZE it",
-                ratio * 100.0
+            (
+                *mxid_age,
+                (&MXID_AGE, &MXID_RATIO),
+                (
+                    limits.multixact_wraparound_warning,
+                    limits.multixact_wraparound_critical,
+                ),
+                "multixact ID",
             ),
-        );
+        ];
+        for (age, (age_metric, ratio_metric), (warning, critical), what) in kinds {
+            let ratio = age / LIMIT;
+            out.set(age_metric, &[database], age);
+            out.set(ratio_metric, &[database], ratio);
+            out.flag(
+                at_least(ratio, warning.get(), critical.get()),
+                format!(
+                    "database {database} is at {:.0}% of {what} wraparound; VACUUM FREEZE it",
+                    ratio * 100.0
+                ),
+            );
+        }
     }
     oldest
 }
@@ -434,7 +472,7 @@ mod tests {
     #[test]
     fn a_clean_schema_is_ok_and_listed_conditions_warn_with_their_names() {
         let config = ChecksConfig::default();
-        let xids = [("app".to_string(), 1000.0)];
+        let xids = [("app".to_string(), 1000.0, 10.0)];
         let clean = evaluate(&config, &none(), &[], &xids, &[]);
         assert_eq!(clean.status(), Status::Ok, "{clean:?}");
         let mut lists = none();
@@ -458,12 +496,30 @@ mod tests {
         let config = ChecksConfig::default();
         let critical = config.table_integrity.xid_wraparound_critical.get();
         let xids = [
-            ("app".to_string(), 1000.0),
-            ("old".to_string(), (critical + 0.01) * 2_147_483_648.0),
+            ("app".to_string(), 1000.0, 10.0),
+            ("old".to_string(), (critical + 0.01) * 2_147_483_648.0, 10.0),
         ];
         let out = evaluate(&config, &none(), &[], &xids, &[]);
         assert_eq!(out.status(), Status::Critical, "{out:?}");
         assert!(out.problems[0].contains("database old"), "{out:?}");
+    }
+
+    #[test]
+    fn multixact_wraparound_is_judged_beside_the_xid_one() {
+        let config = ChecksConfig::default();
+        let warning = config.table_integrity.multixact_wraparound_warning.get();
+        let ages = [(
+            "app".to_string(),
+            1000.0,
+            (warning + 0.01) * 2_147_483_648.0,
+        )];
+        let out = evaluate(&config, &none(), &[], &ages, &[]);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        assert!(
+            out.problems[0].contains("database app is at 51% of multixact ID wraparound"),
+            "{out:?}"
+        );
+        assert!((value(&out, MXID_RATIO) - warning - 0.01).abs() < 1e-9);
     }
 
     #[test]
