@@ -681,3 +681,54 @@ async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
     );
     assert!(new > 0 && new <= 40, "{new} new series");
 }
+
+/// A slot nobody reads, on a server that keeps at most 1 MB of WAL for
+/// slots: once more was written and a checkpoint ran, its WAL is gone
+/// (wal_status `lost`, or `unreserved` until the checkpoint removes it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_past_max_slot_wal_keep_size_reports_its_wal_status() {
+    let cluster = own_cluster(&ClusterOptions::default().setting("max_slot_wal_keep_size", "1MB"));
+    let mut checker = checker(&cluster.url(), "", "");
+    cluster
+        .psql(
+            "postgres",
+            "SELECT pg_create_physical_replication_slot('left_behind', true)",
+        )
+        .unwrap();
+    let result = one(&mut checker, "replication").await;
+    let status = |result: &pgwarden::report::CheckResult, name: &str| {
+        result
+            .measurements
+            .iter()
+            .find(|m| m.metric == name && m.labels == [("slot".into(), "left_behind".into())])
+            .map(|m| m.value)
+    };
+    assert_eq!(
+        status(&result, "replication_slot_wal_status"),
+        Some(0.0),
+        "{result:#?}"
+    );
+    assert!(status(&result, "replication_slot_safe_wal_bytes").is_some_and(|b| b > 0.0));
+    cluster
+        .psql(
+            "postgres",
+            "CREATE TABLE filler AS SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g",
+        )
+        .unwrap();
+    cluster.psql("postgres", "SELECT pg_switch_wal()").unwrap();
+    cluster.psql("postgres", "CHECKPOINT").unwrap();
+    let result = one(&mut checker, "replication").await;
+    let code = status(&result, "replication_slot_wal_status").expect("wal_status of the slot");
+    assert!(code >= 2.0, "{result:#?}");
+    let expected = if code == 3.0 {
+        Status::Critical
+    } else {
+        Status::Warning
+    };
+    assert_eq!(result.status, expected, "{result:#?}");
+    assert!(
+        result.summary.contains("slot left_behind"),
+        "{}",
+        result.summary
+    );
+}

@@ -31,7 +31,11 @@ struct Pair {
 
 /// Alerts with no check threshold behind them, and why: a new alert must be
 /// added either here or to `pairs()`, so none is forgotten.
-const NOT_CHECK_THRESHOLDS: [(&str, &str); 10] = [
+const NOT_CHECK_THRESHOLDS: [(&str, &str); 11] = [
+    (
+        "PgwardenReplicationSlotLost",
+        "a state (wal_status lost); the replication check is critical at once",
+    ),
     ("PgwardenAbsent", "Prometheus cannot scrape pgwarden at all"),
     (
         "PgwardenWalArchivingFailing",

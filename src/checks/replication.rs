@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::archive;
 use super::metric::{Metric, Spec};
-use super::rows::{col, fetch, fetch_one};
+use super::rows::{col, fetch, fetch_one, opt};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::report::Status;
 
@@ -50,6 +50,16 @@ const SLOTS_RETAINED_MAX: Metric = Metric::gauge(
     "WAL kept on disk for replication slots: the slot furthest behind (0 without slots).",
     &[],
 );
+const SLOT_WAL_STATUS: Metric = Metric::gauge(
+    "replication_slot_wal_status",
+    "wal_status of each replication slot (top-N): 0 reserved, 1 extended, 2 unreserved, 3 lost.",
+    &["slot"],
+);
+const SLOT_SAFE_WAL: Metric = Metric::gauge(
+    "replication_slot_safe_wal_bytes",
+    "WAL that can be written before each slot (top-N) loses what it needs; only with max_slot_wal_keep_size.",
+    &["slot"],
+);
 const SLOTS_INACTIVE: Metric = Metric::gauge(
     "replication_slots_inactive",
     "Inactive replication slots.",
@@ -83,6 +93,8 @@ pub static SPEC: Spec = Spec {
         &SLOT_RETAINED,
         &SLOTS_RETAINED_MAX,
         &SLOTS_INACTIVE,
+        &SLOT_WAL_STATUS,
+        &SLOT_SAFE_WAL,
         &STANDBY_BYTES,
         &STANDBY_SECONDS,
         &RECEIVER_UP,
@@ -100,12 +112,18 @@ const STANDBYS_SQL: &str = "SELECT coalesce(application_name, ''), coalesce(stat
      coalesce(extract(epoch FROM replay_lag), 0)::float8 \
      FROM pg_stat_replication ORDER BY application_name, client_addr, client_port";
 
+/// `wal_status` is NULL for a slot that never reserved WAL, `safe_wal_size`
+/// unless `max_slot_wal_keep_size` is set.
 fn slots_sql() -> String {
     "SELECT slot_name::text, active, \
-     greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0), 0)::float8 \
+     greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0), 0)::float8, \
+     wal_status, safe_wal_size::float8 \
      FROM pg_replication_slots ORDER BY 3 DESC, 1"
         .into()
 }
+
+/// `wal_status` as a number, in the order things get worse.
+const WAL_STATUSES: [&str; 4] = ["reserved", "extended", "unreserved", "lost"];
 
 const RECOVERY_SQL: &str = "SELECT pg_is_in_recovery()";
 
@@ -172,6 +190,8 @@ impl Check for Replication {
                         name: col(r, 0)?,
                         active: col(r, 1)?,
                         retained: col(r, 2)?,
+                        wal_status: opt(r, 3)?,
+                        safe_wal: opt(r, 4)?,
                     })
                 })
                 .await?;
@@ -207,6 +227,8 @@ struct Slot {
     name: String,
     active: bool,
     retained: f64,
+    wal_status: Option<String>,
+    safe_wal: Option<f64>,
 }
 
 /// What a standby knows of its own replay.
@@ -298,7 +320,23 @@ fn slots(config: &ChecksConfig, rows: &[Slot], out: &mut Outcome) {
             name,
             active,
             retained,
+            wal_status,
+            safe_wal,
         } = slot;
+        let status = wal_status
+            .as_deref()
+            .and_then(|w| WAL_STATUSES.iter().position(|known| *known == w));
+        match status {
+            Some(3) => out.flag(
+                Status::Critical,
+                format!("slot {name} has lost WAL it needs (wal_status lost): its consumer cannot resume"),
+            ),
+            Some(2) => out.flag(
+                Status::Warning,
+                format!("slot {name} holds WAL beyond max_slot_wal_keep_size (wal_status unreserved): it is lost at the next checkpoint"),
+            ),
+            _ => {}
+        }
         if !active {
             inactive += 1;
             out.flag(Status::Warning, format!("slot {name} is inactive"));
@@ -313,7 +351,16 @@ fn slots(config: &ChecksConfig, rows: &[Slot], out: &mut Outcome) {
         );
         if index < config.top_n() {
             out.set(&SLOT_RETAINED, &[name], *retained);
-            listed.push(json!({"slot": name, "active": active, "retained_bytes": retained}));
+            if let Some(status) = status {
+                out.set(&SLOT_WAL_STATUS, &[name], status as f64);
+            }
+            if let Some(safe) = safe_wal {
+                out.set(&SLOT_SAFE_WAL, &[name], *safe);
+            }
+            listed.push(
+                json!({"slot": name, "active": active, "retained_bytes": retained,
+                               "wal_status": wal_status, "safe_wal_bytes": safe_wal}),
+            );
         }
     }
     out.set(&SLOTS_INACTIVE, &[], inactive as f64);
@@ -405,11 +452,15 @@ mod tests {
                 name: "old".into(),
                 active: false,
                 retained: 2048.0 * MIB,
+                wal_status: Some("extended".into()),
+                safe_wal: None,
             },
             Slot {
                 name: "live".into(),
                 active: true,
                 retained: 1.0,
+                wal_status: Some("reserved".into()),
+                safe_wal: Some(1e9),
             },
         ];
         let out = primary(&config, None, &[], &slots);
@@ -436,5 +487,37 @@ mod tests {
             standby(&config, &replay(0, false)).status(),
             Status::Critical
         );
+    }
+
+    #[test]
+    fn a_slot_that_lost_its_wal_is_critical_and_an_unreserved_one_warns() {
+        let config = ChecksConfig::default();
+        let slot = |name: &str, status: &str| Slot {
+            name: name.into(),
+            active: true,
+            retained: 1.0,
+            wal_status: Some(status.into()),
+            safe_wal: Some(-5.0),
+        };
+        let out = primary(&config, None, &[], &[slot("far", "unreserved")]);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        let out = primary(
+            &config,
+            None,
+            &[],
+            &[slot("gone", "lost"), slot("ok", "reserved")],
+        );
+        assert_eq!(out.status(), Status::Critical, "{out:?}");
+        assert!(
+            out.problems[0].contains("slot gone has lost WAL"),
+            "{out:?}"
+        );
+        let codes: Vec<_> = out
+            .measurements
+            .iter()
+            .filter(|m| m.metric == SLOT_WAL_STATUS.name)
+            .map(|m| (m.labels[0].1.as_str(), m.value))
+            .collect();
+        assert_eq!(codes, [("gone", 3.0), ("ok", 0.0)]);
     }
 }
