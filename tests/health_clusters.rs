@@ -654,7 +654,13 @@ async fn a_failing_archive_command_is_critical_until_archiving_succeeds_again() 
 /// databases, as the xid ones do).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
-    const NEW: [&str; 9] = [
+    const NEW: [&str; 15] = [
+        "checkpoint_age_seconds",
+        "checkpoints_requested_ratio",
+        "settings_pending_restart",
+        "system_identifier_changed",
+        "replication_slot_wal_status",
+        "replication_slot_safe_wal_bytes",
         "long_transaction_max_seconds",
         "xmin_horizon_age",
         "prepared_transactions",
@@ -730,5 +736,55 @@ async fn a_slot_past_max_slot_wal_keep_size_reports_its_wal_status() {
         result.summary.contains("slot left_behind"),
         "{}",
         result.summary
+    );
+}
+
+/// Checkpoints forced by hand count as requested; a setting changed with
+/// ALTER SYSTEM that needs a restart is counted until the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn requested_checkpoints_and_settings_pending_restart_warn() {
+    let cluster = own_cluster(&ClusterOptions::default());
+    let mut checker = checker(&cluster.url(), "", "");
+    let first = one(&mut checker, "performance").await;
+    assert_eq!(
+        metric(&first, "settings_pending_restart"),
+        0.0,
+        "{first:#?}"
+    );
+    assert_eq!(metric(&first, "system_identifier_changed"), 0.0);
+    assert!(metric(&first, "checkpoint_age_seconds") >= 0.0);
+    for _ in 0..2 {
+        cluster.psql("postgres", "CHECKPOINT").unwrap();
+    }
+    cluster
+        .psql("postgres", "ALTER SYSTEM SET max_connections = 90")
+        .unwrap();
+    cluster.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+    wait(
+        &cluster,
+        "SELECT count(*) FROM pg_settings WHERE pending_restart",
+        "1",
+    );
+    let result = one(&mut checker, "performance").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert_eq!(metric(&result, "checkpoints_requested_ratio"), 1.0);
+    assert!(metric(&result, "checkpoint_age_seconds") < 60.0);
+    assert_eq!(metric(&result, "settings_pending_restart"), 1.0);
+    assert!(
+        result.summary.contains("max_connections"),
+        "{}",
+        result.summary
+    );
+    cluster.restart().unwrap();
+    let result = one(&mut checker, "performance").await;
+    assert_eq!(
+        metric(&result, "settings_pending_restart"),
+        0.0,
+        "{result:#?}"
+    );
+    assert_eq!(
+        metric(&result, "system_identifier_changed"),
+        0.0,
+        "same cluster"
     );
 }

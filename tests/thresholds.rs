@@ -31,7 +31,15 @@ struct Pair {
 
 /// Alerts with no check threshold behind them, and why: a new alert must be
 /// added either here or to `pairs()`, so none is forgotten.
-const NOT_CHECK_THRESHOLDS: [(&str, &str); 11] = [
+const NOT_CHECK_THRESHOLDS: [(&str, &str); 13] = [
+    (
+        "PgwardenSettingsPendingRestart",
+        "any setting pending a restart; the performance check warns at once",
+    ),
+    (
+        "PgwardenSystemIdentifierChanged",
+        "a state (another cluster at the address); the performance check is critical at once",
+    ),
     (
         "PgwardenReplicationSlotLost",
         "a state (wal_status lost); the replication check is critical at once",
@@ -216,6 +224,14 @@ fn pairs() -> Vec<Pair> {
             xid,
             ">",
             c.table_integrity.xid_wraparound_critical.get(),
+        ),
+        pair(
+            "PgwardenCheckpointsRequested",
+            "warning",
+            "checks.performance.checkpoints_requested_warning",
+            "pgwarden_checkpoints_requested_ratio",
+            ">",
+            c.performance.checkpoints_requested_warning.get(),
         ),
         pair(
             "PgwardenMultixactWraparound",

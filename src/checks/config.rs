@@ -228,6 +228,9 @@ section!(
     PerformanceConfig {
         probe_warning: Duration = Duration::millis(100),
         probe_critical: Duration = Duration::secs(1),
+        /// Share of requested (not timed) checkpoints: more means
+        /// max_wal_size is too small for the write load.
+        checkpoints_requested_warning: Ratio = Ratio::new(0.5),
     }
 );
 

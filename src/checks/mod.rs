@@ -27,6 +27,7 @@ pub mod metric;
 mod performance;
 mod replication;
 pub mod rows;
+mod server_state;
 mod session;
 mod table_integrity;
 
@@ -97,7 +98,7 @@ const CACHE_HIT_RATIO: &str = "cache_hit_ratio";
 pub fn registry() -> Vec<Box<dyn Check>> {
     vec![
         Box::new(connectivity::Connectivity),
-        Box::new(performance::Performance),
+        Box::new(performance::Performance::default()),
         Box::new(replication::Replication::default()),
         Box::new(disk_usage::DiskUsage::default()),
         Box::new(connection_pool::ConnectionPool),

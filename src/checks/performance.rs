@@ -9,7 +9,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::metric::{Metric, Spec};
-use super::rows::{col, fetch, query_text, typed};
+use super::rows::{col, fetch, fetch_one, query_text, typed};
+use super::server_state;
 use super::{Check, ChecksConfig, Context, Outcome, Session, at_least, quote_ident};
 
 const NAME: &str = "performance";
@@ -44,7 +45,17 @@ const CALLS: Metric = Metric::gauge(
 pub static SPEC: Spec = Spec {
     name: NAME,
     own_interval: true,
-    metrics: &[&PROBE, &AVAILABLE, &MEAN, &MAX, &CALLS],
+    metrics: &[
+        &PROBE,
+        &AVAILABLE,
+        &MEAN,
+        &MAX,
+        &CALLS,
+        &server_state::CHECKPOINT_AGE,
+        &server_state::REQUESTED,
+        &server_state::PENDING_RESTART,
+        &server_state::IDENTIFIER_CHANGED,
+    ],
 };
 
 const PROBE_SQL: &str = "SELECT 1";
@@ -60,7 +71,11 @@ fn statements_sql(schema: &str, top_n: usize) -> String {
     )
 }
 
-pub struct Performance;
+/// What the server-state measurements compare with next cycle.
+#[derive(Default)]
+pub struct Performance {
+    server: server_state::Watch,
+}
 
 impl Check for Performance {
     fn spec(&self) -> &'static Spec {
@@ -68,10 +83,14 @@ impl Check for Performance {
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
-        vec![PROBE_SQL.into(), EXTENSION_SQL.into()]
-            .into_iter()
-            .chain(std::iter::once(statements_sql("public", config.top_n())))
-            .collect()
+        vec![
+            PROBE_SQL.into(),
+            server_state::sql(150000),
+            EXTENSION_SQL.into(),
+        ]
+        .into_iter()
+        .chain(std::iter::once(statements_sql("public", config.top_n())))
+        .collect()
     }
 
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
@@ -80,9 +99,13 @@ impl Check for Performance {
             let started = Instant::now();
             session.query(PROBE_SQL).await?;
             let latency = started.elapsed().as_secs_f64();
+            let sql = server_state::sql(ctx.server.version_num);
+            let server = fetch_one(&session, NAME, &sql, server_state::state).await?;
             let statements = statements(&session, ctx.top_n()).await?;
             session.finish().await;
-            Ok(evaluate(ctx.config, latency, &statements))
+            let mut out = evaluate(ctx.config, latency, &statements);
+            self.server.evaluate(ctx.config, &server, &mut out);
+            Ok(out)
         }
         .boxed()
     }
