@@ -654,7 +654,9 @@ async fn a_failing_archive_command_is_critical_until_archiving_succeeds_again() 
 /// databases, as the xid ones do).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
-    const NEW: [&str; 15] = [
+    const NEW: [&str; 17] = [
+        "bloat_wasted_bytes",
+        "bloat_max_ratio",
         "checkpoint_age_seconds",
         "checkpoints_requested_ratio",
         "settings_pending_restart",
@@ -787,4 +789,63 @@ async fn requested_checkpoints_and_settings_pending_restart_warn() {
         0.0,
         "same cluster"
     );
+}
+
+/// The bloat estimate, from statistics only, against pgstattuple's exact
+/// count on a table with half of its rows deleted and vacuumed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bloat_estimate_is_within_10_points_of_pgstattuple() {
+    let cluster = own_cluster(&ClusterOptions::default().setting("autovacuum", "off"));
+    let url = cluster.create_database().unwrap();
+    let db = url.database();
+    cluster
+        .psql(
+            &db,
+            "CREATE EXTENSION pgstattuple; \
+             CREATE TABLE orders (id int PRIMARY KEY, note text); \
+             INSERT INTO orders SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 100000) g",
+        )
+        .unwrap();
+    cluster.psql(&db, "ANALYZE orders").unwrap();
+    let mut checker = checker(
+        &url,
+        "[checks.table_integrity]\nbloat_min_bytes = 1000000\n",
+        "",
+    );
+    let fresh = one(&mut checker, "table_integrity").await;
+    assert!(metric(&fresh, "bloat_max_ratio") < 0.1, "{fresh:#?}");
+    cluster
+        .psql(&db, "DELETE FROM orders WHERE id % 2 = 0")
+        .unwrap();
+    cluster.psql(&db, "VACUUM orders").unwrap();
+    let exact: f64 = cluster
+        .psql(
+            &db,
+            "SELECT free_percent + dead_tuple_percent FROM pgstattuple('orders')",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let result = one(&mut checker, "table_integrity").await;
+    let estimate = result.details["bloat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["relation"] == "public.orders")
+        .unwrap_or_else(|| panic!("orders not estimated: {result:#?}"));
+    let percent =
+        estimate["wasted_bytes"].as_f64().unwrap() / estimate["bytes"].as_f64().unwrap() * 100.0;
+    println!("bloat of orders: estimated {percent:.1}%, pgstattuple {exact:.1}%");
+    assert!(
+        (percent - exact).abs() <= 10.0,
+        "estimated {percent:.1}%, pgstattuple {exact:.1}%"
+    );
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    let wasted = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "bloat_wasted_bytes" && m.labels[0].1 == "public.orders")
+        .expect("wasted bytes of orders");
+    assert!(wasted.value > 4_000_000.0, "{wasted:?}");
 }

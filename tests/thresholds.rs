@@ -226,6 +226,14 @@ fn pairs() -> Vec<Pair> {
             c.table_integrity.xid_wraparound_critical.get(),
         ),
         pair(
+            "PgwardenBloatHigh",
+            "warning",
+            "checks.table_integrity.bloat_ratio_warning",
+            "pgwarden_bloat_max_ratio",
+            ">",
+            c.table_integrity.bloat_ratio_warning.get(),
+        ),
+        pair(
             "PgwardenCheckpointsRequested",
             "warning",
             "checks.performance.checkpoints_requested_warning",

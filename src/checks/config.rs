@@ -299,6 +299,10 @@ section!(
         dead_tuples_min: u64 = 10_000,
         /// A table with `dead_tuples_min` dead tuples not vacuumed for this long is stale.
         vacuum_stale_after: Duration = Duration::secs(7 * 86_400),
+        /// Estimated wasted share of a table or B-tree index, judged only
+        /// for relations of at least `bloat_min_bytes`.
+        bloat_ratio_warning: Ratio = Ratio::new(0.5),
+        bloat_min_bytes: u64 = 10 * MIB,
     }
 );
 

@@ -14,6 +14,7 @@
 //! deadlocks), which is why a [`Checker`] is long-lived in the daemon.
 
 mod archive;
+mod bloat;
 mod cache_hit_ratio;
 pub mod config;
 mod connection_pool;

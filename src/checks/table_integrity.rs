@@ -11,6 +11,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::bloat;
 use super::metric::{Metric, Spec};
 use super::rows::{col, fetch, opt};
 use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS, at_least};
@@ -81,6 +82,8 @@ pub static SPEC: Spec = Spec {
         &MXID_RATIO,
         &DEAD_RATIO,
         &STALE,
+        &bloat::WASTED,
+        &bloat::MAX_RATIO,
     ],
 };
 
@@ -203,6 +206,7 @@ impl Check for TableIntegrity {
             sequences_sql(n),
             XID_SQL.into(),
             dead_tuples_sql(config),
+            bloat::sql(n),
         ]
     }
 
@@ -237,8 +241,11 @@ impl Check for TableIntegrity {
                 })
             })
             .await?;
+            let bloated = fetch(&session, NAME, &bloat::sql(n), bloat::bloat).await?;
             session.finish().await;
-            Ok(evaluate(ctx.config, &lists, &sequences, &xids, &dead))
+            let mut out = evaluate(ctx.config, &lists, &sequences, &xids, &dead);
+            bloat::evaluate(ctx.config, &bloated, &mut out);
+            Ok(out)
         }
         .boxed()
     }
