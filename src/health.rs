@@ -3,8 +3,8 @@
 //! The daemon keeps a [`Checker`] per target and calls `run_cycle` every
 //! interval; a one-shot run builds them, runs a single cycle on every target
 //! at once and returns the [`Report`]. A single cycle has no previous one,
-//! so interval figures (cache hit ratio now, growth, new deadlocks) are
-//! absent and the since-reset figures are judged instead.
+//! so interval figures (growth, new deadlocks) are absent, except the cache
+//! hit ratio, which `Checker::run_once` samples over a short window.
 
 use crate::checks::{Checker, check_name};
 use crate::config::Config;
@@ -39,7 +39,6 @@ pub async fn run(config: &Config, selection: &Selection) -> Result<Report> {
         .iter()
         .map(|t| Ok(Checker::new(Target::new(t)?, config.checks.clone())))
         .collect::<Result<Vec<_>>>()?;
-    let reports =
-        futures::future::join_all(checkers.iter_mut().map(|c| c.run_selected(check))).await;
+    let reports = futures::future::join_all(checkers.iter_mut().map(|c| c.run_once(check))).await;
     Ok(Report::new(config.environment.as_str(), reports))
 }

@@ -341,3 +341,63 @@ fn links_between_dashboards_point_at_shipped_dashboards() {
     }
     assert!(links > 0, "the overview links to no target detail");
 }
+
+/// The checks' registry is the source of truth: every metric a check
+/// declares is in README's metric reference with its type and labels, and
+/// on the target dashboard; every check has its row in the Health checks
+/// table, its thresholds section in config/pgwarden.toml and the README's
+/// configuration table, and the `[checks.intervals]` keys are its names.
+#[test]
+fn the_readme_config_and_dashboards_follow_the_checks_registry() {
+    let contract = readme_metrics();
+    let detail = used_metrics(&json(DASHBOARDS[1]));
+    let mut problems = Vec::new();
+    for (check, metric) in pgwarden::checks::metrics() {
+        let name = format!("pgwarden_{}", metric.name);
+        let kind = match metric.kind {
+            pgwarden::report::MetricKind::Gauge => "gauge",
+            pgwarden::report::MetricKind::Counter => "counter",
+        };
+        let labels: BTreeSet<String> = std::iter::once("target")
+            .chain(metric.labels.iter().copied())
+            .map(String::from)
+            .collect();
+        match contract.get(&name) {
+            None => problems.push(format!("{check}: {name} is not in README's metric reference")),
+            Some(row) if row.kind != kind || row.labels != labels => problems.push(format!(
+                "{check}: README says {name} is a {} with {:?}; the check declares a {kind} with {labels:?}",
+                row.kind, row.labels
+            )),
+            Some(_) => {}
+        }
+        if !detail.contains(&name) {
+            problems.push(format!(
+                "{check}: {name} is on no panel of the target dashboard"
+            ));
+        }
+    }
+    let readme = read("README.md");
+    let checks_table = section(&readme, "## Health checks");
+    let toml = read("config/pgwarden.toml");
+    for check in pgwarden::checks::CHECK_NAMES {
+        if !checks_table.contains(&format!("| `{check}` |")) {
+            problems.push(format!("{check}: no row in README's Health checks table"));
+        }
+        if !toml.contains(&format!("[checks.{check}]")) {
+            problems.push(format!(
+                "{check}: no [checks.{check}] in config/pgwarden.toml"
+            ));
+        }
+        if !readme.contains(&format!("| `checks.{check}.")) {
+            problems.push(format!(
+                "{check}: no checks.{check}.* key in README's configuration table"
+            ));
+        }
+    }
+    assert_eq!(
+        pgwarden::checks::INTERVAL_CHECKS.len() + 1,
+        pgwarden::checks::CHECK_NAMES.len(),
+        "every check but connectivity may have its own interval"
+    );
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -138,9 +138,11 @@ async fn idle_in_transaction_flips_long_queries_and_recovers_on_commit() {
     assert_eq!(metric(&result, "idle_in_transaction_sessions"), 1.0);
     assert_eq!(metric(&result, "long_transactions"), 1.0);
     assert!(metric(&result, "idle_in_transaction_max_seconds") >= 1.0);
+    assert!(metric(&result, "long_transaction_max_seconds") >= 1.0);
     idler.batch_execute("COMMIT").await.unwrap();
     let result = one(&mut checker, "long_queries").await;
     assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert!(metric(&result, "long_transaction_max_seconds") < 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -463,6 +465,41 @@ async fn table_integrity_flags_an_unindexed_foreign_key_and_a_nearly_exhausted_s
     assert_eq!(result.status, Status::Ok, "{result:#?}");
 }
 
+/// A `bigint` sequence feeding a `smallint` column is full at 32,767, not
+/// at 2^63: at 26,214 it is 80 % used, and the offender names the column.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sequence_is_measured_against_the_narrowest_column_it_feeds() {
+    let url = new_db();
+    psql(
+        &url,
+        "CREATE SEQUENCE ticket_ids AS bigint; \
+         CREATE TABLE tickets (id smallint PRIMARY KEY DEFAULT nextval('ticket_ids')); \
+         CREATE TABLE archive (id bigint PRIMARY KEY DEFAULT nextval('ticket_ids')); \
+         SELECT setval('ticket_ids', 26214)",
+    );
+    let mut checker = checker(&url, "");
+    let result = one(&mut checker, "table_integrity").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    let usage = metric(&result, "sequence_max_usage_ratio");
+    assert!((usage - 0.8).abs() < 0.001, "{usage}");
+    assert!(
+        result
+            .summary
+            .contains("sequence public.ticket_ids is 80% used by column tickets.id smallint"),
+        "{}",
+        result.summary
+    );
+    assert_eq!(
+        result.details["sequences"][0]["column"],
+        "tickets.id smallint"
+    );
+    // Widened, the column no longer limits it.
+    psql(&url, "ALTER TABLE tickets ALTER id TYPE bigint");
+    let result = one(&mut checker, "table_integrity").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert!(metric(&result, "sequence_max_usage_ratio") < 0.001);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dead_tuples_and_stale_vacuum_warn_until_vacuumed() {
     let url = new_db();
@@ -481,6 +518,15 @@ async fn dead_tuples_and_stale_vacuum_warn_until_vacuumed() {
     assert_eq!(result.status, Status::Warning, "{result:#?}");
     assert!(metric(&result, "dead_tuples_max_ratio") > 0.5);
     assert_eq!(metric(&result, "tables_vacuum_stale"), 1.0);
+    assert!(
+        result.summary.contains("(public.churn never vacuumed)"),
+        "{}",
+        result.summary
+    );
+    assert_eq!(
+        result.details["dead_tuples"][0]["last_vacuum"],
+        "never vacuumed"
+    );
     psql(&url, "VACUUM churn");
     wait_for(
         &url,
@@ -496,6 +542,47 @@ async fn dead_tuples_and_stale_vacuum_warn_until_vacuumed() {
         .find(|m| m.metric == "xid_wraparound_ratio" && m.labels[0].1 == url.database())
         .expect("xid ratio of the test database");
     assert!(xid.value > 0.0 && xid.value < 0.1, "{xid:?}");
+}
+
+/// Two sessions sharing a row lock make a multixact: the database's
+/// multixact age, reported beside the xid age, grows by it.
+#[tokio::test(flavor = "multi_thread")]
+async fn multixact_age_is_reported_beside_the_xid_age_and_grows_with_shared_locks() {
+    let url = new_db();
+    psql(
+        &url,
+        "CREATE TABLE shared_rows (id int PRIMARY KEY); INSERT INTO shared_rows VALUES (1)",
+    );
+    let mut checker = checker(&url, "");
+    let mxid_age = |result: &pgwarden::report::CheckResult| {
+        result
+            .measurements
+            .iter()
+            .find(|m| m.metric == "multixact_age" && m.labels[0].1 == url.database())
+            .unwrap_or_else(|| panic!("no multixact_age: {result:#?}"))
+            .value
+    };
+    let before = mxid_age(&one(&mut checker, "table_integrity").await);
+    for _ in 0..3 {
+        let (a, b) = (session(&url).await, session(&url).await);
+        for s in [&a, &b] {
+            s.batch_execute("BEGIN; SELECT * FROM shared_rows FOR SHARE")
+                .await
+                .unwrap();
+        }
+        for s in [&a, &b] {
+            s.batch_execute("COMMIT").await.unwrap();
+        }
+    }
+    let result = one(&mut checker, "table_integrity").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert!(mxid_age(&result) >= before + 3.0, "{before} -> {result:#?}");
+    let ratio = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "multixact_wraparound_ratio" && m.labels[0].1 == url.database())
+        .expect("multixact ratio");
+    assert!(ratio.value > 0.0 && ratio.value < 0.001, "{ratio:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -521,6 +608,14 @@ async fn disk_usage_reports_top_tables_sized_and_growth_between_cycles() {
         vec![("table".into(), "public.big".into())]
     );
     assert!(tables[0].value > 4_000_000.0, "heap + index: {tables:?}");
+    let template0 = first
+        .measurements
+        .iter()
+        .find(|m| m.metric == "database_size_bytes" && m.labels[0].1 == "template0");
+    assert!(
+        template0.is_some_and(|m| m.value > 1_000_000.0),
+        "{first:#?}"
+    );
     assert!(
         !first
             .measurements
@@ -539,6 +634,42 @@ async fn disk_usage_reports_top_tables_sized_and_growth_between_cycles() {
         .find(|m| m.metric == "database_growth_bytes" && m.labels[0].1 == url.database())
         .expect("growth of the test database");
     assert!(growth.value > 4_000_000.0, "{growth:?}");
+}
+
+/// `relpages` stays 0 until VACUUM or ANALYZE: a freshly loaded table is
+/// still ranked by its real size, beside ten tiny analysed ones.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_freshly_loaded_table_never_analysed_is_among_the_largest() {
+    let url = new_db();
+    let tiny: Vec<String> = (1..=10)
+        .map(|i| format!("CREATE TABLE tiny{i} (id int); INSERT INTO tiny{i} VALUES (1);"))
+        .collect();
+    psql(&url, &format!("{} ANALYZE", tiny.join(" ")));
+    psql(
+        &url,
+        "CREATE TABLE loaded (id int, pad text) WITH (autovacuum_enabled = off); \
+         INSERT INTO loaded SELECT g, repeat('x', 400) FROM generate_series(1, 100000) g",
+    );
+    wait_for(
+        &url,
+        "SELECT relpages = 0 AND reltuples < 0 FROM pg_class WHERE relname = 'loaded'",
+        "t",
+    );
+    wait_for(
+        &url,
+        "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'loaded'",
+        "100000",
+    );
+    let mut checker = checker(&url, "");
+    let result = one(&mut checker, "disk_usage").await;
+    let tables: Vec<_> = result
+        .measurements
+        .iter()
+        .filter(|m| m.metric == "table_size_bytes")
+        .collect();
+    assert_eq!(tables.len(), 10, "{tables:?}");
+    assert_eq!(tables[0].labels[0].1, "public.loaded", "{tables:?}");
+    assert!(tables[0].value > 45_000_000.0, "{tables:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -794,7 +925,12 @@ async fn the_number_of_series_does_not_grow_with_the_number_of_tables() {
     let url = cluster.create_database().unwrap();
     let psql = |url: &DbUrl, sql: &str| cluster.psql(&url.database(), sql).unwrap();
     let series = |report: &TargetReport| -> usize {
-        report.checks.iter().map(|c| c.measurements.len()).sum()
+        report
+            .checks
+            .iter()
+            .flat_map(|c| &c.measurements)
+            .filter(|m| !m.labels.iter().any(|(name, _)| name == "database"))
+            .count()
     };
     psql(
         &url,

@@ -314,3 +314,538 @@ async fn a_check_with_its_own_interval_runs_again_after_an_outage() {
         "the pre-outage result was served: {integrity:#?}"
     );
 }
+
+/// Shared hit and read blocks of a statement, as EXPLAIN (ANALYZE, BUFFERS)
+/// counts them: the truth the check's figure is compared with.
+async fn buffers(client: &tokio_postgres::Client, sql: &str) -> (f64, f64) {
+    let row = client
+        .query_one(
+            &format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let plan: serde_json::Value = row.get(0);
+    let plan = &plan[0]["Plan"];
+    let blocks = |key: &str| {
+        plan[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {plan}"))
+    };
+    (blocks("Shared Hit Blocks"), blocks("Shared Read Blocks"))
+}
+
+async fn connect(url: &DbUrl) -> tokio_postgres::Client {
+    let (client, connection) = url
+        .pg_config()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// A cache far smaller than `big` (a sequential scan of it reads every
+/// block), and `small`, which stays cached; no autovacuum to add accesses.
+fn thrashable_cluster() -> (Cluster, DbUrl) {
+    let cluster = own_cluster(
+        &ClusterOptions::default()
+            .setting("shared_buffers", "1MB")
+            .setting("autovacuum", "off"),
+    );
+    let url = cluster.create_database().unwrap();
+    cluster
+        .psql(
+            &url.database(),
+            "CREATE TABLE big (id int, pad text); \
+             INSERT INTO big SELECT g, repeat('x', 500) FROM generate_series(1, 20000) g; \
+             CREATE TABLE small (id int, pad text); \
+             INSERT INTO small SELECT g, repeat('x', 500) FROM generate_series(1, 100) g; \
+             SELECT count(*) FROM small",
+        )
+        .unwrap();
+    (cluster, url)
+}
+
+/// pgwarden reads only catalogs and statistics, thousands of blocks a cycle:
+/// kept out of the target database's interval ratio and of `min_blocks`, a
+/// known workload is measured as it is, and an idle database is too quiet.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_interval_hit_ratio_counts_the_applications_accesses_not_pgwardens() {
+    let (cluster, url) = thrashable_cluster();
+    let db = url.database();
+    let mut checker = checker(&url, "", "");
+    checker.run_cycle().await; // the baseline, with every check's own accesses
+
+    // The workload: one scan of `big` (reads), then scans of `small` (hits)
+    // until the hits match the reads: about 0.5.
+    let app = connect(&url).await;
+    let (mut hits, mut reads) = buffers(&app, "SELECT count(*) FROM big").await;
+    while hits < reads {
+        let (h, r) = buffers(&app, "SELECT count(*) FROM small").await;
+        hits += h;
+        reads += r;
+    }
+    drop(app); // its backend exits, flushing its statistics
+    let truth = hits / (hits + reads);
+    assert!((0.45..0.6).contains(&truth), "{hits} hits, {reads} reads");
+    let sql = format!("SELECT sum(heap_blks_read) >= {reads} FROM pg_statio_user_tables");
+    cluster
+        .wait_for(&db, &sql, "t", Duration::from_secs(30))
+        .unwrap();
+    // pgwarden's pooled sessions flush their statistics after 10 s idle:
+    // by now pg_stat_database holds the first cycle's accesses too.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let report = checker.run_cycle().await;
+    let result = check(&report, "cache_hit_ratio");
+    let ratio = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "cache_hit_ratio" && m.labels[0].1 == db)
+        .unwrap_or_else(|| panic!("no interval ratio: {result:#?}"))
+        .value;
+    assert!(
+        (ratio - truth).abs() <= 0.05,
+        "measured {ratio}, the workload made {truth} ({hits} hits, {reads} reads)"
+    );
+    assert_eq!(result.status, Status::Critical, "{result:#?}");
+
+    // Nothing but pgwarden since: too quiet to judge.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let report = checker.run_cycle().await;
+    let result = check(&report, "cache_hit_ratio");
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(
+        result.summary, "too little activity to judge",
+        "{result:#?}"
+    );
+    let listed = result.details["databases"].as_array().unwrap();
+    let ours = listed
+        .iter()
+        .find(|d| d["database"] == db.as_str())
+        .unwrap();
+    assert_eq!(ours["blocks_in_interval"], 0.0, "{ours}");
+}
+
+/// A one-shot `pgwarden health` during a cache thrash: the since-reset ratio
+/// was over 0.95 when it began, the ratio over its sample window is not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_shot_health_judges_the_ratio_over_its_sample_window() {
+    let (cluster, url) = thrashable_cluster();
+    let db = url.database();
+    cluster
+        .psql(
+            &db,
+            "DO $$ BEGIN FOR i IN 1..20000 LOOP PERFORM count(*) FROM small; END LOOP; END $$",
+        )
+        .unwrap();
+    let since_reset = format!(
+        "SELECT blks_hit::float8 / (blks_hit + blks_read) > 0.95 FROM pg_stat_database \
+         WHERE datname = '{db}'"
+    );
+    cluster
+        .wait_for(&db, &since_reset, "t", Duration::from_secs(30))
+        .unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thrash = {
+        let (app, stop) = (connect(&url).await, stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                app.simple_query("SELECT count(*) FROM big").await.unwrap();
+            }
+        })
+    };
+    let config = health_support::config(&url, "", "");
+    let selection = pgwarden::health::Selection {
+        target: None,
+        check: Some("cache_hit_ratio".into()),
+    };
+    let started = std::time::Instant::now();
+    let report = pgwarden::health::run(&config, &selection).await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    thrash.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(3), "sampled 3 s");
+    let result = check(&report.targets[0], "cache_hit_ratio");
+    assert_eq!(result.status, Status::Critical, "{result:#?}");
+    let sampled = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "cache_hit_ratio" && m.labels[0].1 == db)
+        .unwrap_or_else(|| panic!("no sampled ratio: {result:#?}"));
+    assert!(sampled.value < 0.5, "{sampled:?}");
+}
+
+/// Consume `n` transaction IDs, one committed transaction each.
+fn burn_xids(cluster: &Cluster, db: &str, n: u32) {
+    cluster
+        .psql(
+            db,
+            &format!(
+                "DO $$ BEGIN FOR i IN 1..{n} LOOP PERFORM txid_current(); COMMIT; END LOOP; END $$"
+            ),
+        )
+        .unwrap();
+}
+
+fn horizon(result: &pgwarden::report::CheckResult, holder: &str) -> f64 {
+    result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "xmin_horizon_age" && m.labels == [("holder".into(), holder.into())])
+        .unwrap_or_else(|| panic!("no xmin_horizon_age{{holder={holder}}}: {result:#?}"))
+        .value
+}
+
+/// What holds back vacuum: a transaction with a snapshot, a forgotten
+/// prepared transaction, a logical slot nobody reads — each is named with
+/// its kind and age, and the horizon moves on once it is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_xmin_horizon_names_its_holders_a_backend_a_prepared_transaction_and_a_slot() {
+    let cluster = own_cluster(
+        &ClusterOptions::default()
+            .setting("max_prepared_transactions", "5")
+            .setting("wal_level", "logical"),
+    );
+    let url = cluster.create_database().unwrap();
+    let db = url.database();
+    cluster
+        .psql(&db, "CREATE TABLE ledger (id int PRIMARY KEY)")
+        .unwrap();
+    let mut checker = checker(
+        &url,
+        "[checks.long_queries]\nxmin_horizon_age_warning = 40\nxmin_horizon_age_critical = 100000\n\
+         prepared_transaction_warning = \"1s\"\n",
+        "",
+    );
+    let quiet = one(&mut checker, "long_queries").await;
+    assert_eq!(quiet.status, Status::Ok, "{quiet:#?}");
+    for holder in [
+        "backend",
+        "replication_slot",
+        "prepared_transaction",
+        "standby_feedback",
+    ] {
+        assert_eq!(horizon(&quiet, holder), 0.0, "{holder}");
+    }
+    assert_eq!(metric(&quiet, "prepared_transactions"), 0.0);
+
+    // A backend holding a snapshot while 50 transactions commit.
+    let holder = connect(&url).await;
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM ledger")
+        .await
+        .unwrap();
+    burn_xids(&cluster, &db, 50);
+    let result = one(&mut checker, "long_queries").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert!(horizon(&result, "backend") >= 50.0, "{result:#?}");
+    let first = &result.details["xmin_horizon"][0];
+    assert_eq!(first["holder"], "backend", "{first}");
+    assert!(
+        first["who"].as_str().unwrap().starts_with("pid "),
+        "{first}"
+    );
+    holder.batch_execute("COMMIT").await.unwrap();
+
+    // A prepared transaction nobody finished, and a logical slot nobody reads.
+    // (The slot first: creating one waits for every running transaction.)
+    cluster
+        .psql(
+            &db,
+            "SELECT 1 FROM pg_create_logical_replication_slot('unread', 'test_decoding')",
+        )
+        .unwrap();
+    cluster
+        .psql(
+            &db,
+            "BEGIN; INSERT INTO ledger VALUES (1); PREPARE TRANSACTION 'forgotten'",
+        )
+        .unwrap();
+    burn_xids(&cluster, &db, 50);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let result = one(&mut checker, "long_queries").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert_eq!(horizon(&result, "backend"), 0.0, "committed: {result:#?}");
+    assert!(
+        horizon(&result, "prepared_transaction") >= 50.0,
+        "{result:#?}"
+    );
+    assert!(horizon(&result, "replication_slot") >= 50.0, "{result:#?}");
+    assert_eq!(metric(&result, "prepared_transactions"), 1.0);
+    assert!(metric(&result, "prepared_transaction_max_seconds") >= 1.0);
+    assert!(
+        result.summary.contains("prepared transaction forgotten"),
+        "{}",
+        result.summary
+    );
+    let listed = result.details["xmin_horizon"].to_string();
+    assert!(
+        listed.contains("slot unread (logical, inactive)"),
+        "{listed}"
+    );
+
+    cluster.psql(&db, "ROLLBACK PREPARED 'forgotten'").unwrap();
+    cluster
+        .psql(&db, "SELECT pg_drop_replication_slot('unread')")
+        .unwrap();
+    let result = one(&mut checker, "long_queries").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(horizon(&result, "prepared_transaction"), 0.0);
+    assert_eq!(horizon(&result, "replication_slot"), 0.0);
+    assert_eq!(metric(&result, "prepared_transactions"), 0.0);
+}
+
+/// An `archive_command` that fails: the replication check goes critical with
+/// the failures since the last success, and recovers once archiving works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_archive_command_is_critical_until_archiving_succeeds_again() {
+    let cluster = own_cluster(
+        &ClusterOptions::default()
+            .setting("archive_mode", "on")
+            .setting("archive_command", "false"),
+    );
+    let url = cluster.create_database().unwrap();
+    let mut checker = checker(&url, "", "");
+    let before = one(&mut checker, "replication").await;
+    assert_eq!(metric(&before, "archive_failing"), 0.0, "{before:#?}");
+    cluster
+        .psql(
+            "postgres",
+            "CREATE TABLE w (id int); SELECT pg_switch_wal()",
+        )
+        .unwrap();
+    wait(
+        &cluster,
+        "SELECT failed_count >= 3 FROM pg_stat_archiver",
+        "t",
+    );
+    let result = one(&mut checker, "replication").await;
+    assert_eq!(result.status, Status::Critical, "{result:#?}");
+    assert_eq!(metric(&result, "archive_failing"), 1.0);
+    assert!(
+        metric(&result, "archive_failures_since_success") >= 3.0,
+        "{result:#?}"
+    );
+    assert!(
+        result.summary.contains("WAL archiving is failing"),
+        "{}",
+        result.summary
+    );
+
+    cluster
+        .psql("postgres", "ALTER SYSTEM SET archive_command = 'true'")
+        .unwrap();
+    cluster.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+    wait(
+        &cluster,
+        "SELECT archived_count >= 1 FROM pg_stat_archiver",
+        "t",
+    );
+    let result = one(&mut checker, "replication").await;
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+    assert_eq!(metric(&result, "archive_failing"), 0.0);
+    assert_eq!(metric(&result, "archive_failures_since_success"), 0.0);
+    assert!(metric(&result, "archive_last_success_age_seconds") < 60.0);
+}
+
+/// Issue 15's budget: its new measurements add at most 40 series to an
+/// empty database on a fresh server (database-labelled ones grow with the
+/// databases, as the xid ones do).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
+    const NEW: [&str; 17] = [
+        "bloat_wasted_bytes",
+        "bloat_max_ratio",
+        "checkpoint_age_seconds",
+        "checkpoints_requested_ratio",
+        "settings_pending_restart",
+        "system_identifier_changed",
+        "replication_slot_wal_status",
+        "replication_slot_safe_wal_bytes",
+        "long_transaction_max_seconds",
+        "xmin_horizon_age",
+        "prepared_transactions",
+        "prepared_transaction_max_seconds",
+        "archive_failing",
+        "archive_failures_since_success",
+        "archive_last_success_age_seconds",
+        "multixact_age",
+        "multixact_wraparound_ratio",
+    ];
+    let cluster = own_cluster(&ClusterOptions::default());
+    let url = cluster.create_database().unwrap();
+    let mut checker = checker(&url, "", "");
+    checker.run_cycle().await;
+    let report = checker.run_cycle().await;
+    let all: Vec<_> = report.checks.iter().flat_map(|c| &c.measurements).collect();
+    let new = all
+        .iter()
+        .filter(|m| NEW.contains(&m.metric.as_str()))
+        .count();
+    println!(
+        "series of an empty database: {} in all, {new} new",
+        all.len()
+    );
+    assert!(new > 0 && new <= 40, "{new} new series");
+}
+
+/// A slot nobody reads, on a server that keeps at most 1 MB of WAL for
+/// slots: once more was written and a checkpoint ran, its WAL is gone
+/// (wal_status `lost`, or `unreserved` until the checkpoint removes it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slot_past_max_slot_wal_keep_size_reports_its_wal_status() {
+    let cluster = own_cluster(&ClusterOptions::default().setting("max_slot_wal_keep_size", "1MB"));
+    let mut checker = checker(&cluster.url(), "", "");
+    cluster
+        .psql(
+            "postgres",
+            "SELECT pg_create_physical_replication_slot('left_behind', true)",
+        )
+        .unwrap();
+    let result = one(&mut checker, "replication").await;
+    let status = |result: &pgwarden::report::CheckResult, name: &str| {
+        result
+            .measurements
+            .iter()
+            .find(|m| m.metric == name && m.labels == [("slot".into(), "left_behind".into())])
+            .map(|m| m.value)
+    };
+    assert_eq!(
+        status(&result, "replication_slot_wal_status"),
+        Some(0.0),
+        "{result:#?}"
+    );
+    assert!(status(&result, "replication_slot_safe_wal_bytes").is_some_and(|b| b > 0.0));
+    cluster
+        .psql(
+            "postgres",
+            "CREATE TABLE filler AS SELECT g, repeat('x', 200) FROM generate_series(1, 200000) g",
+        )
+        .unwrap();
+    cluster.psql("postgres", "SELECT pg_switch_wal()").unwrap();
+    cluster.psql("postgres", "CHECKPOINT").unwrap();
+    let result = one(&mut checker, "replication").await;
+    let code = status(&result, "replication_slot_wal_status").expect("wal_status of the slot");
+    assert!(code >= 2.0, "{result:#?}");
+    let expected = if code == 3.0 {
+        Status::Critical
+    } else {
+        Status::Warning
+    };
+    assert_eq!(result.status, expected, "{result:#?}");
+    assert!(
+        result.summary.contains("slot left_behind"),
+        "{}",
+        result.summary
+    );
+}
+
+/// Checkpoints forced by hand count as requested; a setting changed with
+/// ALTER SYSTEM that needs a restart is counted until the restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn requested_checkpoints_and_settings_pending_restart_warn() {
+    let cluster = own_cluster(&ClusterOptions::default());
+    let mut checker = checker(&cluster.url(), "", "");
+    let first = one(&mut checker, "performance").await;
+    assert_eq!(
+        metric(&first, "settings_pending_restart"),
+        0.0,
+        "{first:#?}"
+    );
+    assert_eq!(metric(&first, "system_identifier_changed"), 0.0);
+    assert!(metric(&first, "checkpoint_age_seconds") >= 0.0);
+    for _ in 0..2 {
+        cluster.psql("postgres", "CHECKPOINT").unwrap();
+    }
+    cluster
+        .psql("postgres", "ALTER SYSTEM SET max_connections = 90")
+        .unwrap();
+    cluster.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+    wait(
+        &cluster,
+        "SELECT count(*) FROM pg_settings WHERE pending_restart",
+        "1",
+    );
+    let result = one(&mut checker, "performance").await;
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    assert_eq!(metric(&result, "checkpoints_requested_ratio"), 1.0);
+    assert!(metric(&result, "checkpoint_age_seconds") < 60.0);
+    assert_eq!(metric(&result, "settings_pending_restart"), 1.0);
+    assert!(
+        result.summary.contains("max_connections"),
+        "{}",
+        result.summary
+    );
+    cluster.restart().unwrap();
+    let result = one(&mut checker, "performance").await;
+    assert_eq!(
+        metric(&result, "settings_pending_restart"),
+        0.0,
+        "{result:#?}"
+    );
+    assert_eq!(
+        metric(&result, "system_identifier_changed"),
+        0.0,
+        "same cluster"
+    );
+}
+
+/// The bloat estimate, from statistics only, against pgstattuple's exact
+/// count on a table with half of its rows deleted and vacuumed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bloat_estimate_is_within_10_points_of_pgstattuple() {
+    let cluster = own_cluster(&ClusterOptions::default().setting("autovacuum", "off"));
+    let url = cluster.create_database().unwrap();
+    let db = url.database();
+    cluster
+        .psql(
+            &db,
+            "CREATE EXTENSION pgstattuple; \
+             CREATE TABLE orders (id int PRIMARY KEY, note text); \
+             INSERT INTO orders SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 100000) g",
+        )
+        .unwrap();
+    cluster.psql(&db, "ANALYZE orders").unwrap();
+    let mut checker = checker(
+        &url,
+        "[checks.table_integrity]\nbloat_min_bytes = 1000000\n",
+        "",
+    );
+    let fresh = one(&mut checker, "table_integrity").await;
+    assert!(metric(&fresh, "bloat_max_ratio") < 0.1, "{fresh:#?}");
+    cluster
+        .psql(&db, "DELETE FROM orders WHERE id % 2 = 0")
+        .unwrap();
+    cluster.psql(&db, "VACUUM orders").unwrap();
+    let exact: f64 = cluster
+        .psql(
+            &db,
+            "SELECT free_percent + dead_tuple_percent FROM pgstattuple('orders')",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let result = one(&mut checker, "table_integrity").await;
+    let estimate = result.details["bloat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["relation"] == "public.orders")
+        .unwrap_or_else(|| panic!("orders not estimated: {result:#?}"));
+    let percent =
+        estimate["wasted_bytes"].as_f64().unwrap() / estimate["bytes"].as_f64().unwrap() * 100.0;
+    println!("bloat of orders: estimated {percent:.1}%, pgstattuple {exact:.1}%");
+    assert!(
+        (percent - exact).abs() <= 10.0,
+        "estimated {percent:.1}%, pgstattuple {exact:.1}%"
+    );
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    let wasted = result
+        .measurements
+        .iter()
+        .find(|m| m.metric == "bloat_wasted_bytes" && m.labels[0].1 == "public.orders")
+        .expect("wasted bytes of orders");
+    assert!(wasted.value > 4_000_000.0, "{wasted:?}");
+}

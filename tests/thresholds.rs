@@ -31,8 +31,24 @@ struct Pair {
 
 /// Alerts with no check threshold behind them, and why: a new alert must be
 /// added either here or to `pairs()`, so none is forgotten.
-const NOT_CHECK_THRESHOLDS: [(&str, &str); 9] = [
+const NOT_CHECK_THRESHOLDS: [(&str, &str); 13] = [
+    (
+        "PgwardenSettingsPendingRestart",
+        "any setting pending a restart; the performance check warns at once",
+    ),
+    (
+        "PgwardenSystemIdentifierChanged",
+        "a state (another cluster at the address); the performance check is critical at once",
+    ),
+    (
+        "PgwardenReplicationSlotLost",
+        "a state (wal_status lost); the replication check is critical at once",
+    ),
     ("PgwardenAbsent", "Prometheus cannot scrape pgwarden at all"),
+    (
+        "PgwardenWalArchivingFailing",
+        "any failed archive since the last success; the replication check is critical at once",
+    ),
     (
         "PgwardenTargetDown",
         "a state (pgwarden_up == 0), no threshold",
@@ -208,6 +224,70 @@ fn pairs() -> Vec<Pair> {
             xid,
             ">",
             c.table_integrity.xid_wraparound_critical.get(),
+        ),
+        pair(
+            "PgwardenBloatHigh",
+            "warning",
+            "checks.table_integrity.bloat_ratio_warning",
+            "pgwarden_bloat_max_ratio",
+            ">",
+            c.table_integrity.bloat_ratio_warning.get(),
+        ),
+        pair(
+            "PgwardenCheckpointsRequested",
+            "warning",
+            "checks.performance.checkpoints_requested_warning",
+            "pgwarden_checkpoints_requested_ratio",
+            ">",
+            c.performance.checkpoints_requested_warning.get(),
+        ),
+        pair(
+            "PgwardenMultixactWraparound",
+            "warning",
+            "checks.table_integrity.multixact_wraparound_warning",
+            "pgwarden_multixact_wraparound_ratio",
+            ">",
+            c.table_integrity.multixact_wraparound_warning.get(),
+        ),
+        pair(
+            "PgwardenMultixactWraparound",
+            "critical",
+            "checks.table_integrity.multixact_wraparound_critical",
+            "pgwarden_multixact_wraparound_ratio",
+            ">",
+            c.table_integrity.multixact_wraparound_critical.get(),
+        ),
+        pair(
+            "PgwardenXminHorizonOld",
+            "warning",
+            "checks.long_queries.xmin_horizon_age_warning",
+            "pgwarden_xmin_horizon_age",
+            ">",
+            c.long_queries.xmin_horizon_age_warning as f64,
+        ),
+        pair(
+            "PgwardenXminHorizonOld",
+            "critical",
+            "checks.long_queries.xmin_horizon_age_critical",
+            "pgwarden_xmin_horizon_age",
+            ">",
+            c.long_queries.xmin_horizon_age_critical as f64,
+        ),
+        pair(
+            "PgwardenPreparedTransactionOld",
+            "warning",
+            "checks.long_queries.prepared_transaction_warning",
+            "pgwarden_prepared_transaction_max_seconds",
+            ">",
+            secs(c.long_queries.prepared_transaction_warning),
+        ),
+        pair(
+            "PgwardenPreparedTransactionOld",
+            "critical",
+            "checks.long_queries.prepared_transaction_critical",
+            "pgwarden_prepared_transaction_max_seconds",
+            ">",
+            secs(c.long_queries.prepared_transaction_critical),
         ),
     ]
 }

@@ -81,47 +81,55 @@ impl ChecksConfig {
 /// `[checks.intervals]`: a longer interval for a check whose queries cost
 /// more than its figures change between cycles (database sizes walk every
 /// file; integrity and index checks read the whole catalog). Between its
-/// runs the daemon keeps serving the check's last result. `connectivity`
-/// has no entry: it runs every cycle, since it is how a cycle learns whether
-/// the target is up at all.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CheckIntervals {
-    pub performance: Option<Duration>,
-    pub replication: Option<Duration>,
-    pub disk_usage: Option<Duration>,
-    pub connection_pool: Option<Duration>,
-    pub long_queries: Option<Duration>,
-    pub table_integrity: Option<Duration>,
-    pub indexes: Option<Duration>,
-    pub locks: Option<Duration>,
-    pub cache_hit_ratio: Option<Duration>,
-}
+/// runs the daemon keeps serving the check's last result. The keys are the
+/// checks' names ([`super::INTERVAL_CHECKS`]); `connectivity` has none: it
+/// runs every cycle, since it is how a cycle learns whether the target is up.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckIntervals(Vec<(&'static str, Duration)>);
 
 impl CheckIntervals {
     /// Every (check, interval) pair that is set, in check order.
     pub fn set(&self) -> Vec<(&'static str, Duration)> {
-        [
-            ("performance", self.performance),
-            ("replication", self.replication),
-            ("disk_usage", self.disk_usage),
-            ("connection_pool", self.connection_pool),
-            ("long_queries", self.long_queries),
-            ("table_integrity", self.table_integrity),
-            ("indexes", self.indexes),
-            ("locks", self.locks),
-            ("cache_hit_ratio", self.cache_hit_ratio),
-        ]
-        .into_iter()
-        .filter_map(|(check, interval)| Some((check, interval?)))
-        .collect()
+        self.0.clone()
     }
 
     pub fn get(&self, check: &str) -> Option<Duration> {
-        self.set()
-            .into_iter()
+        self.0
+            .iter()
             .find(|(name, _)| *name == check)
-            .map(|(_, interval)| interval)
+            .map(|(_, interval)| *interval)
+    }
+}
+
+/// A key of `[checks.intervals]`: an unknown one is reported at its line,
+/// with the known ones.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct IntervalKey(&'static str);
+
+impl<'de> Deserialize<'de> for IntervalKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        super::INTERVAL_CHECKS
+            .iter()
+            .find(|known| **known == name)
+            .map(|known| Self(known))
+            .ok_or_else(|| de::Error::unknown_field(&name, &super::INTERVAL_CHECKS))
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckIntervals {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let set = std::collections::BTreeMap::<IntervalKey, Duration>::deserialize(d)?;
+        let order = |name: &str| super::CHECK_NAMES.iter().position(|n| *n == name);
+        let mut set: Vec<_> = set.into_iter().map(|(k, v)| (k.0, v)).collect();
+        set.sort_by_key(|(name, _)| order(name));
+        Ok(Self(set))
+    }
+}
+
+impl Serialize for CheckIntervals {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(name, interval)| (*name, interval)))
     }
 }
 
@@ -220,6 +228,9 @@ section!(
     PerformanceConfig {
         probe_warning: Duration = Duration::millis(100),
         probe_critical: Duration = Duration::secs(1),
+        /// Share of requested (not timed) checkpoints: more means
+        /// max_wal_size is too small for the write load.
+        checkpoints_requested_warning: Ratio = Ratio::new(0.5),
     }
 );
 
@@ -262,6 +273,13 @@ section!(
         transaction_critical: Duration = Duration::secs(1800),
         idle_in_transaction_warning: Duration = Duration::secs(60),
         idle_in_transaction_critical: Duration = Duration::secs(600),
+        /// Age in transactions of the oldest xmin anyone holds (a backend,
+        /// a replication slot, a prepared transaction, a standby's feedback).
+        xmin_horizon_age_warning: u64 = 20_000_000,
+        xmin_horizon_age_critical: u64 = 200_000_000,
+        /// Age of the oldest prepared transaction of the target database.
+        prepared_transaction_warning: Duration = Duration::secs(300),
+        prepared_transaction_critical: Duration = Duration::secs(3600),
     }
 );
 
@@ -273,11 +291,18 @@ section!(
         /// `age(datfrozenxid) / 2^31`.
         xid_wraparound_warning: Ratio = Ratio::new(0.5),
         xid_wraparound_critical: Ratio = Ratio::new(0.75),
+        /// `mxid_age(datminmxid) / 2^31`.
+        multixact_wraparound_warning: Ratio = Ratio::new(0.5),
+        multixact_wraparound_critical: Ratio = Ratio::new(0.75),
         /// dead / (live + dead) of a table with at least `dead_tuples_min` dead tuples.
         dead_tuples_ratio_warning: Ratio = Ratio::new(0.2),
         dead_tuples_min: u64 = 10_000,
         /// A table with `dead_tuples_min` dead tuples not vacuumed for this long is stale.
         vacuum_stale_after: Duration = Duration::secs(7 * 86_400),
+        /// Estimated wasted share of a table or B-tree index, judged only
+        /// for relations of at least `bloat_min_bytes`.
+        bloat_ratio_warning: Ratio = Ratio::new(0.5),
+        bloat_min_bytes: u64 = 10 * MIB,
     }
 );
 
@@ -304,6 +329,10 @@ section!(
         critical: Ratio = Ratio::new(0.8),
         /// Fewer block accesses than this in an interval are too few to judge.
         min_blocks: u64 = 1000,
+        /// A one-shot `pgwarden health` measures the ratio over this window
+        /// (two samples this far apart) instead of judging the since-reset
+        /// figure; "0s" judges the since-reset figure.
+        sample_window: Duration = Duration::secs(3),
     }
 );
 

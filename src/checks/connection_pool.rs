@@ -9,28 +9,64 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::metric::{Metric, Spec};
 use super::rows::{col, fetch, fetch_one};
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, at_least};
+use super::{Check, ChecksConfig, Context, Outcome, at_least};
 
 const NAME: &str = "connection_pool";
 
-const POOL_MAX: &str = "pool_max_size";
-const POOL_MAX_HELP: &str = "pgwarden's pool capacity (pool_size + max_overflow).";
-const POOL_CONNECTIONS: &str = "pool_connections";
-const POOL_CONNECTIONS_HELP: &str = "pgwarden's pooled connections by state (idle, in_use).";
-const POOL_WAITING: &str = "pool_waiting";
-const POOL_WAITING_HELP: &str = "Callers waiting for a pooled connection.";
-const SERVER_CONNECTIONS: &str = "server_connections";
-const SERVER_CONNECTIONS_HELP: &str = "Server client backends by pg_stat_activity state.";
-const SERVER_PGWARDEN: &str = "server_connections_pgwarden";
-const SERVER_PGWARDEN_HELP: &str = "pgwarden's own client backends on the server (application_name pgwarden), left out of server_connections.";
-const SERVER_MAX: &str = "server_max_connections";
-const SERVER_MAX_HELP: &str = "max_connections.";
-const SERVER_RESERVED: &str = "server_reserved_connections";
-const SERVER_RESERVED_HELP: &str =
-    "Slots of max_connections kept for superusers (and pg_use_reserved_connections from 16).";
-const USAGE: &str = "server_connections_usage_ratio";
-const USAGE_HELP: &str = "Client connections / (max_connections - reserved), 0-1.";
+const POOL_MAX: Metric = Metric::gauge(
+    "pool_max_size",
+    "pgwarden's pool capacity (pool_size + max_overflow).",
+    &[],
+);
+const POOL_CONNECTIONS: Metric = Metric::gauge(
+    "pool_connections",
+    "pgwarden's pooled connections by state (idle, in_use).",
+    &["state"],
+);
+const POOL_WAITING: Metric = Metric::gauge(
+    "pool_waiting",
+    "Callers waiting for a pooled connection.",
+    &[],
+);
+const SERVER_CONNECTIONS: Metric = Metric::gauge(
+    "server_connections",
+    "Server client backends by pg_stat_activity state.",
+    &["state"],
+);
+const SERVER_PGWARDEN: Metric = Metric::gauge(
+    "server_connections_pgwarden",
+    "pgwarden's own client backends on the server (application_name pgwarden), left out of server_connections.",
+    &[],
+);
+const SERVER_MAX: Metric = Metric::gauge("server_max_connections", "max_connections.", &[]);
+const SERVER_RESERVED: Metric = Metric::gauge(
+    "server_reserved_connections",
+    "Slots of max_connections kept for superusers (and pg_use_reserved_connections from 16).",
+    &[],
+);
+const USAGE: Metric = Metric::gauge(
+    "server_connections_usage_ratio",
+    "Client connections / (max_connections - reserved), 0-1.",
+    &[],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[
+        &POOL_MAX,
+        &POOL_CONNECTIONS,
+        &POOL_WAITING,
+        &SERVER_CONNECTIONS,
+        &SERVER_PGWARDEN,
+        &SERVER_MAX,
+        &SERVER_RESERVED,
+        &USAGE,
+    ],
+};
 
 /// Every state is exported (0 when absent) so the series set never changes.
 const STATES: [&str; 6] = [
@@ -61,8 +97,8 @@ const LIMITS_SQL: &str = "SELECT current_setting('max_connections')::int8, \
 pub struct ConnectionPool;
 
 impl Check for ConnectionPool {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
@@ -99,12 +135,10 @@ fn pool(ctx: &Context<'_>) -> Outcome {
         "pool {in_use}/{} in use, {} waiting",
         status.max_size, status.waiting
     ));
-    out.gauge(POOL_MAX, POOL_MAX_HELP, status.max_size as f64);
-    out.gauge(POOL_CONNECTIONS, POOL_CONNECTIONS_HELP, idle as f64)
-        .with("state", "idle");
-    out.gauge(POOL_CONNECTIONS, POOL_CONNECTIONS_HELP, in_use as f64)
-        .with("state", "in_use");
-    out.gauge(POOL_WAITING, POOL_WAITING_HELP, status.waiting as f64);
+    out.set(&POOL_MAX, &[], status.max_size as f64);
+    out.set(&POOL_CONNECTIONS, &["idle"], idle as f64);
+    out.set(&POOL_CONNECTIONS, &["in_use"], in_use as f64);
+    out.set(&POOL_WAITING, &[], status.waiting as f64);
     let limits = &ctx.config.connection_pool;
     out.flag(
         at_least(ratio, limits.warning.get(), limits.critical.get()),
@@ -179,15 +213,14 @@ fn evaluate_server(config: &ChecksConfig, server: &Server, out: &mut Outcome) {
             .filter(|c| !c.pgwarden && c.state == state)
             .map(|c| c.count)
             .sum();
-        out.gauge(SERVER_CONNECTIONS, SERVER_CONNECTIONS_HELP, n as f64)
-            .with("state", state);
+        out.set(&SERVER_CONNECTIONS, &[state], n as f64);
     }
-    out.gauge(SERVER_PGWARDEN, SERVER_PGWARDEN_HELP, ours as f64);
+    out.set(&SERVER_PGWARDEN, &[], ours as f64);
     let usable = (max - reserved).max(1);
     let ratio = total as f64 / usable as f64;
-    out.gauge(SERVER_MAX, SERVER_MAX_HELP, *max as f64);
-    out.gauge(SERVER_RESERVED, SERVER_RESERVED_HELP, *reserved as f64);
-    out.gauge(USAGE, USAGE_HELP, ratio);
+    out.set(&SERVER_MAX, &[], *max as f64);
+    out.set(&SERVER_RESERVED, &[], *reserved as f64);
+    out.set(&USAGE, &[], ratio);
     let limits = &config.connection_pool;
     out.flag(
         at_least(ratio, limits.warning.get(), limits.critical.get()),
@@ -226,10 +259,10 @@ mod tests {
         }
     }
 
-    fn value(out: &Outcome, metric: &str, state: Option<&str>) -> f64 {
+    fn value(out: &Outcome, metric: Metric, state: Option<&str>) -> f64 {
         out.measurements
             .iter()
-            .find(|m| m.metric == metric && state.is_none_or(|s| m.labels[0].1 == s))
+            .find(|m| m.metric == metric.name && state.is_none_or(|s| m.labels[0].1 == s))
             .map_or(f64::NAN, |m| m.value)
     }
 

@@ -12,16 +12,29 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
+use super::metric::{Metric, Spec};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::report::Status;
 
-const LATENCY: &str = "connect_latency_seconds";
-const LATENCY_HELP: &str =
-    "Getting a connection from the pool (connecting when none is idle) + one round trip.";
-const IN_RECOVERY: &str = "in_recovery";
-const IN_RECOVERY_HELP: &str = "1 on a standby.";
-const VERSION_NUM: &str = "server_version_num";
-const VERSION_NUM_HELP: &str = "server_version_num, e.g. 150018.";
+const LATENCY: Metric = Metric::gauge(
+    "connect_latency_seconds",
+    "Getting a connection from the pool (connecting when none is idle) + one round trip.",
+    &[],
+);
+const IN_RECOVERY: Metric = Metric::gauge("in_recovery", "1 on a standby.", &[]);
+const VERSION_NUM: Metric = Metric::gauge(
+    "server_version_num",
+    "server_version_num, e.g. 150018.",
+    &[],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: "connectivity",
+    // It runs every cycle: it is how a cycle learns whether the target is up.
+    own_interval: false,
+    metrics: &[&LATENCY, &IN_RECOVERY, &VERSION_NUM],
+};
 
 /// What the connect step learned.
 #[derive(Clone, Debug, Default)]
@@ -67,8 +80,8 @@ fn version_num(version: &str) -> i64 {
 pub struct Connectivity;
 
 impl Check for Connectivity {
-    fn name(&self) -> &'static str {
-        "connectivity"
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
@@ -82,18 +95,14 @@ impl Check for Connectivity {
 
 fn evaluate(server: &ServerInfo, config: &ChecksConfig) -> Outcome {
     let mut out = Outcome::new(format!("{:.0} ms", server.latency_seconds * 1000.0));
-    out.gauge(LATENCY, LATENCY_HELP, server.latency_seconds);
+    out.set(&LATENCY, &[], server.latency_seconds);
     if !server.reachable {
         out.set_headline("unreachable");
         out.flag(Status::Critical, server.message.clone());
         return out;
     }
-    out.gauge(
-        IN_RECOVERY,
-        IN_RECOVERY_HELP,
-        f64::from(server.in_recovery as u8),
-    );
-    out.gauge(VERSION_NUM, VERSION_NUM_HELP, server.version_num as f64);
+    out.set(&IN_RECOVERY, &[], f64::from(server.in_recovery as u8));
+    out.set(&VERSION_NUM, &[], server.version_num as f64);
     let role = if server.in_recovery {
         "standby"
     } else {

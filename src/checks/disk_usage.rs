@@ -3,9 +3,12 @@
 //! indexes + toast).
 //!
 //! `pg_total_relation_size` opens every relation it measures, which over
-//! 10,000 tables takes about a second; so tables are first ranked by
-//! `pg_class.relpages` (a catalog column, free, as fresh as the last
-//! VACUUM/ANALYZE) and only the top N are measured exactly.
+//! 10,000 tables takes about a second; so only candidates are measured: the
+//! top N by `pg_class.relpages` (a catalog column, free, as fresh as the last
+//! VACUUM/ANALYZE/index build) and, since `relpages` stays 0 on a table never
+//! analysed (`reltuples < 0`) however much was loaded into it, the top N of
+//! those by the rows the statistics saw inserted or live. Of the 2N measured,
+//! the N largest are kept.
 
 use std::collections::HashMap;
 
@@ -13,30 +16,56 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::metric::{Metric, Spec};
 use super::rows::{col, fetch, opt};
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, USER_SCHEMAS, at_least_unless_zero};
+use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS, at_least_unless_zero};
 use crate::report::human_bytes;
 
 const NAME: &str = "disk_usage";
 
-const DB_SIZE: &str = "database_size_bytes";
-const DB_SIZE_HELP: &str = "Size of each database.";
-const GROWTH: &str = "database_growth_bytes";
-const GROWTH_HELP: &str = "Growth of each database since the previous cycle.";
-const TABLE_SIZE: &str = "table_size_bytes";
-const TABLE_SIZE_HELP: &str = "Total size (heap + indexes + toast) of the top-N tables.";
+const DB_SIZE: Metric = Metric::gauge(
+    "database_size_bytes",
+    "Size of each database.",
+    &["database"],
+);
+const GROWTH: Metric = Metric::gauge(
+    "database_growth_bytes",
+    "Growth of each database since the previous cycle.",
+    &["database"],
+);
+const TABLE_SIZE: Metric = Metric::gauge(
+    "table_size_bytes",
+    "Total size (heap + indexes + toast) of the top-N tables.",
+    &["table"],
+);
 
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[&DB_SIZE, &GROWTH, &TABLE_SIZE],
+};
+
+/// Every database, `template0` too (it takes disk space like the others).
 const DATABASES_SQL: &str = "SELECT datname::text, pg_database_size(oid)::float8 \
-     FROM pg_database WHERE datallowconn ORDER BY datname";
+     FROM pg_database ORDER BY datname";
 
 fn tables_sql(top_n: usize) -> String {
     format!(
         "SELECT t.name, pg_total_relation_size(t.oid)::float8 FROM ( \
-           SELECT c.oid, n.nspname || '.' || c.relname AS name FROM pg_class c \
-           JOIN pg_namespace n ON n.oid = c.relnamespace \
-           WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} \
-           ORDER BY c.relpages DESC, c.oid LIMIT {top_n}) t \
-         ORDER BY 2 DESC, 1"
+           (SELECT c.oid, n.nspname || '.' || c.relname AS name FROM pg_class c \
+            JOIN pg_namespace n ON n.oid = c.relnamespace \
+            WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} \
+            ORDER BY c.relpages DESC, c.oid LIMIT {top_n}) \
+           UNION \
+           (SELECT c.oid, n.nspname || '.' || c.relname FROM pg_class c \
+            JOIN pg_namespace n ON n.oid = c.relnamespace \
+            LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
+            WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} \
+              AND (c.relpages = 0 OR c.reltuples < 0) \
+            ORDER BY greatest(s.n_live_tup, s.n_tup_ins) DESC NULLS LAST, c.oid LIMIT {top_n}) \
+         ) t \
+         ORDER BY 2 DESC NULLS LAST, 1 LIMIT {top_n}"
     )
 }
 
@@ -47,8 +76,8 @@ pub struct DiskUsage {
 }
 
 impl Check for DiskUsage {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
@@ -108,11 +137,9 @@ impl DiskUsage {
         let limits = &config.disk_usage;
         let mut current = HashMap::new();
         for (name, size) in databases {
-            out.gauge(DB_SIZE, DB_SIZE_HELP, size)
-                .with("database", name);
+            out.set(&DB_SIZE, &[name], size);
             if let Some(before) = self.previous.get(name) {
-                out.gauge(GROWTH, GROWTH_HELP, size - before)
-                    .with("database", name);
+                out.set(&GROWTH, &[name], size - before);
             }
             out.flag(
                 at_least_unless_zero(
@@ -126,8 +153,7 @@ impl DiskUsage {
         }
         self.previous = current;
         for (table, size) in &tables {
-            out.gauge(TABLE_SIZE, TABLE_SIZE_HELP, *size)
-                .with("table", *table);
+            out.set(&TABLE_SIZE, &[*table], *size);
         }
         out.detail(
             "top_tables",
@@ -151,10 +177,10 @@ mod tests {
         }
     }
 
-    fn value(out: &Outcome, metric: &str, label: &str) -> Option<f64> {
+    fn value(out: &Outcome, metric: Metric, label: &str) -> Option<f64> {
         out.measurements
             .iter()
-            .find(|m| m.metric == metric && m.labels.iter().any(|(_, v)| v == label))
+            .find(|m| m.metric == metric.name && m.labels.iter().any(|(_, v)| v == label))
             .map(|m| m.value)
     }
 

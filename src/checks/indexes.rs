@@ -14,25 +14,53 @@ use futures::future::BoxFuture;
 use serde_json::json;
 use tokio_postgres::Row;
 
+use super::metric::{Metric, Spec};
 use super::rows::{col, fetch};
 use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS};
 use crate::report::Status;
 
 const NAME: &str = "indexes";
 
-const INVALID: &str = "indexes_invalid";
-const INVALID_HELP: &str = "Indexes with indisvalid = false.";
-const INVALID_BYTES: &str = "indexes_invalid_bytes";
-const INVALID_BYTES_HELP: &str = "Total size of the invalid indexes.";
-const UNUSED: &str = "indexes_unused";
-const UNUSED_HELP: &str = "Non-unique, non-constraint indexes never scanned since stats reset.";
-const UNUSED_BYTES: &str = "indexes_unused_bytes";
-const UNUSED_BYTES_HELP: &str = "Total size of the unused indexes.";
-const DUPLICATE: &str = "indexes_duplicate";
-const DUPLICATE_HELP: &str = "Indexes duplicating another index of the same table.";
-const DUPLICATE_BYTES: &str = "indexes_duplicate_bytes";
-const DUPLICATE_BYTES_HELP: &str =
-    "Size of the redundant duplicates (all copies of a set but its largest).";
+const INVALID: Metric = Metric::gauge("indexes_invalid", "Indexes with indisvalid = false.", &[]);
+const INVALID_BYTES: Metric = Metric::gauge(
+    "indexes_invalid_bytes",
+    "Total size of the invalid indexes.",
+    &[],
+);
+const UNUSED: Metric = Metric::gauge(
+    "indexes_unused",
+    "Non-unique, non-constraint indexes never scanned since stats reset.",
+    &[],
+);
+const UNUSED_BYTES: Metric = Metric::gauge(
+    "indexes_unused_bytes",
+    "Total size of the unused indexes.",
+    &[],
+);
+const DUPLICATE: Metric = Metric::gauge(
+    "indexes_duplicate",
+    "Indexes duplicating another index of the same table.",
+    &[],
+);
+const DUPLICATE_BYTES: Metric = Metric::gauge(
+    "indexes_duplicate_bytes",
+    "Size of the redundant duplicates (all copies of a set but its largest).",
+    &[],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[
+        &INVALID,
+        &INVALID_BYTES,
+        &UNUSED,
+        &UNUSED_BYTES,
+        &DUPLICATE,
+        &DUPLICATE_BYTES,
+    ],
+};
 
 /// Columns: total count, total bytes, name, bytes (top-N by size).
 fn invalid_sql(top_n: usize) -> String {
@@ -102,8 +130,8 @@ fn read(row: &Row) -> Result<(i64, f64, String, f64), String> {
 pub struct Indexes;
 
 impl Check for Indexes {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
@@ -146,12 +174,12 @@ fn evaluate(
         crate::report::human_bytes(unused.bytes),
         duplicates.count
     ));
-    out.gauge(INVALID, INVALID_HELP, invalid.count as f64);
-    out.gauge(INVALID_BYTES, INVALID_BYTES_HELP, invalid.bytes);
-    out.gauge(UNUSED, UNUSED_HELP, unused.count as f64);
-    out.gauge(UNUSED_BYTES, UNUSED_BYTES_HELP, unused.bytes);
-    out.gauge(DUPLICATE, DUPLICATE_HELP, duplicates.count as f64);
-    out.gauge(DUPLICATE_BYTES, DUPLICATE_BYTES_HELP, duplicates.bytes);
+    out.set(&INVALID, &[], invalid.count as f64);
+    out.set(&INVALID_BYTES, &[], invalid.bytes);
+    out.set(&UNUSED, &[], unused.count as f64);
+    out.set(&UNUSED_BYTES, &[], unused.bytes);
+    out.set(&DUPLICATE, &[], duplicates.count as f64);
+    out.set(&DUPLICATE_BYTES, &[], duplicates.bytes);
     if invalid.count > 0 {
         out.flag(
             Status::Warning,

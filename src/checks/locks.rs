@@ -8,18 +8,35 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
+use super::metric::{Metric, Spec};
 use super::rows::{col, fetch, fetch_one, query_text};
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, at_least};
+use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::report::Status;
 
 const NAME: &str = "locks";
 
-const BLOCKED: &str = "blocked_sessions";
-const BLOCKED_HELP: &str = "Sessions waiting on a lock held by another.";
-const WAIT_MAX: &str = "lock_wait_max_seconds";
-const WAIT_MAX_HELP: &str = "The longest current lock wait.";
-const DEADLOCKS: &str = "deadlocks_total";
-const DEADLOCKS_HELP: &str = "Deadlocks detected in each database (pg_stat_database).";
+const BLOCKED: Metric = Metric::gauge(
+    "blocked_sessions",
+    "Sessions waiting on a lock held by another.",
+    &[],
+);
+const WAIT_MAX: Metric = Metric::gauge(
+    "lock_wait_max_seconds",
+    "The longest current lock wait.",
+    &[],
+);
+const DEADLOCKS: Metric = Metric::counter(
+    "deadlocks_total",
+    "Deadlocks detected in each database (pg_stat_database).",
+    &["database"],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[&BLOCKED, &WAIT_MAX, &DEADLOCKS],
+};
 
 /// Blocked sessions and the sessions blocking them; `waitstart` exists from
 /// PostgreSQL 14, before that the query's start bounds the wait.
@@ -56,8 +73,8 @@ pub struct Locks {
 }
 
 impl Check for Locks {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
@@ -131,8 +148,8 @@ fn blocking(config: &ChecksConfig, waiters: &[Waiter]) -> Outcome {
         "{} blocked session(s), longest wait {longest:.1} s",
         blocked.len()
     ));
-    out.gauge(BLOCKED, BLOCKED_HELP, blocked.len() as f64);
-    out.gauge(WAIT_MAX, WAIT_MAX_HELP, longest);
+    out.set(&BLOCKED, &[], blocked.len() as f64);
+    out.set(&WAIT_MAX, &[], longest);
     let limits = &config.locks;
     if let Some((_, first)) = blocked.first() {
         out.flag(
@@ -163,8 +180,7 @@ impl Locks {
         databases.sort_by(|a, b| a.0.cmp(b.0));
         let mut new = 0.0;
         for (database, count) in databases {
-            out.counter(DEADLOCKS, DEADLOCKS_HELP, *count)
-                .with("database", database);
+            out.set(&DEADLOCKS, &[database], *count);
             if let Some(before) = self.previous.as_ref().and_then(|p| p.get(database)) {
                 new += (count - before).max(0.0);
             }

@@ -4,28 +4,68 @@
 //! count: a target is a database, and another database on the same server
 //! is another target's business. Metrics carry counts and the longest
 //! duration; who, where and a truncated query text go to the details only.
+//! The xmin horizon and prepared transactions ([`super::horizon`]) are
+//! judged here too: what holds back vacuum is most often a transaction.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::rows::{col, fetch, query_text};
+use super::horizon;
+use super::metric::{Metric, Spec};
+use super::rows::{col, fetch, fetch_one, query_text};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::config::Duration;
 
 const NAME: &str = "long_queries";
 
-const LONG_QUERIES: &str = "long_queries";
-const LONG_QUERIES_HELP: &str = "Active queries running longer than query_warning.";
-const LONG_QUERY_MAX: &str = "long_query_max_seconds";
-const LONG_QUERY_MAX_HELP: &str = "The longest running active query.";
-const LONG_TRANSACTIONS: &str = "long_transactions";
-const LONG_TRANSACTIONS_HELP: &str = "Transactions open longer than transaction_warning.";
-const IDLE_IN_TX: &str = "idle_in_transaction_sessions";
-const IDLE_IN_TX_HELP: &str =
-    "Sessions idle in a transaction longer than idle_in_transaction_warning.";
-const IDLE_IN_TX_MAX: &str = "idle_in_transaction_max_seconds";
-const IDLE_IN_TX_MAX_HELP: &str = "The longest idle-in-transaction session.";
+const LONG_QUERIES: Metric = Metric::gauge(
+    "long_queries",
+    "Active queries running longer than query_warning.",
+    &[],
+);
+const LONG_QUERY_MAX: Metric = Metric::gauge(
+    "long_query_max_seconds",
+    "The longest running active query.",
+    &[],
+);
+const LONG_TRANSACTIONS: Metric = Metric::gauge(
+    "long_transactions",
+    "Transactions open longer than transaction_warning.",
+    &[],
+);
+const LONG_TRANSACTION_MAX: Metric = Metric::gauge(
+    "long_transaction_max_seconds",
+    "The longest open transaction.",
+    &[],
+);
+const IDLE_IN_TX: Metric = Metric::gauge(
+    "idle_in_transaction_sessions",
+    "Sessions idle in a transaction longer than idle_in_transaction_warning.",
+    &[],
+);
+const IDLE_IN_TX_MAX: Metric = Metric::gauge(
+    "idle_in_transaction_max_seconds",
+    "The longest idle-in-transaction session.",
+    &[],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[
+        &LONG_QUERIES,
+        &LONG_QUERY_MAX,
+        &LONG_TRANSACTIONS,
+        &LONG_TRANSACTION_MAX,
+        &IDLE_IN_TX,
+        &IDLE_IN_TX_MAX,
+        &horizon::HORIZON_AGE,
+        &horizon::PREPARED,
+        &horizon::PREPARED_MAX,
+    ],
+};
 
 /// Client sessions inside a transaction; bounded by max_connections.
 const SESSIONS_SQL: &str = "SELECT pid, coalesce(usename::text, ''), coalesce(datname::text, ''), \
@@ -53,12 +93,16 @@ struct Session {
 pub struct LongQueries;
 
 impl Check for LongQueries {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
-    fn queries(&self, _: &ChecksConfig) -> Vec<String> {
-        vec![SESSIONS_SQL.into()]
+    fn queries(&self, config: &ChecksConfig) -> Vec<String> {
+        vec![
+            SESSIONS_SQL.into(),
+            horizon::holders_sql(config.top_n()),
+            horizon::PREPARED_SQL.into(),
+        ]
     }
 
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
@@ -77,8 +121,19 @@ impl Check for LongQueries {
                 })
             })
             .await?;
+            let holders = fetch(
+                &session,
+                NAME,
+                &horizon::holders_sql(ctx.top_n()),
+                horizon::holder,
+            )
+            .await?;
+            let prepared =
+                fetch_one(&session, NAME, horizon::PREPARED_SQL, horizon::prepared).await?;
             session.finish().await;
-            Ok(evaluate(ctx.config, &sessions))
+            let mut out = evaluate(ctx.config, &sessions);
+            horizon::evaluate(ctx.config, &holders, prepared, &mut out);
+            Ok(out)
         }
         .boxed()
     }
@@ -135,19 +190,12 @@ fn evaluate(config: &ChecksConfig, sessions: &[Session]) -> Outcome {
         transactions.sessions.len(),
         idle.sessions.len()
     ));
-    out.gauge(
-        LONG_QUERIES,
-        LONG_QUERIES_HELP,
-        queries.sessions.len() as f64,
-    );
-    out.gauge(LONG_QUERY_MAX, LONG_QUERY_MAX_HELP, queries.longest);
-    out.gauge(
-        LONG_TRANSACTIONS,
-        LONG_TRANSACTIONS_HELP,
-        transactions.sessions.len() as f64,
-    );
-    out.gauge(IDLE_IN_TX, IDLE_IN_TX_HELP, idle.sessions.len() as f64);
-    out.gauge(IDLE_IN_TX_MAX, IDLE_IN_TX_MAX_HELP, idle.longest);
+    out.set(&LONG_QUERIES, &[], queries.sessions.len() as f64);
+    out.set(&LONG_QUERY_MAX, &[], queries.longest);
+    out.set(&LONG_TRANSACTIONS, &[], transactions.sessions.len() as f64);
+    out.set(&LONG_TRANSACTION_MAX, &[], transactions.longest);
+    out.set(&IDLE_IN_TX, &[], idle.sessions.len() as f64);
+    out.set(&IDLE_IN_TX_MAX, &[], idle.longest);
     let secs = |d: Duration| d.get().as_secs_f64();
     let checks = [
         (
@@ -224,10 +272,10 @@ mod tests {
         }
     }
 
-    fn value(out: &Outcome, metric: &str) -> f64 {
+    fn value(out: &Outcome, metric: Metric) -> f64 {
         out.measurements
             .iter()
-            .find(|m| m.metric == metric)
+            .find(|m| m.metric == metric.name)
             .map_or(f64::NAN, |m| m.value)
     }
 
@@ -258,6 +306,9 @@ mod tests {
         assert_eq!(out.details["idle_in_transaction"][0]["pid"], 2);
         let quiet = evaluate(&config, &[session(3, "active", 0.1, "SELECT 1")]);
         assert_eq!(quiet.status(), Status::Ok, "{quiet:?}");
+        // The longest transaction is exported below its threshold too.
+        assert_eq!(value(&quiet, LONG_TRANSACTION_MAX), 0.1);
+        assert_eq!(value(&quiet, LONG_TRANSACTIONS), 0.0);
     }
 
     #[test]

@@ -13,17 +13,22 @@
 //! "since the last cycle" numbers need (cache hit deltas, growth,
 //! deadlocks), which is why a [`Checker`] is long-lived in the daemon.
 
+mod archive;
+mod bloat;
 mod cache_hit_ratio;
 pub mod config;
 mod connection_pool;
 mod connectivity;
 mod disk_usage;
+mod horizon;
 mod indexes;
 mod locks;
 mod long_queries;
+pub mod metric;
 mod performance;
 mod replication;
 pub mod rows;
+mod server_state;
 mod session;
 mod table_integrity;
 
@@ -34,31 +39,69 @@ use futures::future::BoxFuture;
 
 pub use self::config::*;
 pub use self::connectivity::ServerInfo;
+pub use self::metric::{Metric, Spec};
 pub use self::session::Session;
 use crate::config::TargetConfig;
 use crate::report::{CheckResult, Measurement, Status, TargetReport};
 use crate::sql::quote_ident;
 
-/// The check names, in display order; `pgwarden_check_status{check=…}` uses them.
-pub const CHECK_NAMES: [&str; 10] = [
-    "connectivity",
-    "performance",
-    "replication",
-    "disk_usage",
-    "connection_pool",
-    "long_queries",
-    "table_integrity",
-    "indexes",
-    "locks",
-    "cache_hit_ratio",
+/// Every check's name and metrics, in display order: the one list the
+/// check names, `--check`, `[checks.intervals]` and the metric reference
+/// tests are derived from.
+pub static SPECS: [&Spec; 10] = [
+    &connectivity::SPEC,
+    &performance::SPEC,
+    &replication::SPEC,
+    &disk_usage::SPEC,
+    &connection_pool::SPEC,
+    &long_queries::SPEC,
+    &table_integrity::SPEC,
+    &indexes::SPEC,
+    &locks::SPEC,
+    &cache_hit_ratio::SPEC,
 ];
+
+/// The check names, in display order; `pgwarden_check_status{check=…}` uses them.
+pub static CHECK_NAMES: [&str; SPECS.len()] = {
+    let mut names = [""; SPECS.len()];
+    let mut i = 0;
+    while i < SPECS.len() {
+        names[i] = SPECS[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// The checks that may have their own interval: the keys of `[checks.intervals]`.
+pub static INTERVAL_CHECKS: [&str; SPECS.len() - 1] = {
+    let mut names = [""; SPECS.len() - 1];
+    let (mut i, mut n) = (0, 0);
+    while i < SPECS.len() {
+        if SPECS[i].own_interval {
+            names[n] = SPECS[i].name;
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == names.len(), "exactly one check runs every cycle");
+    names
+};
+
+/// Every metric a check may export, with the name of its check.
+pub fn metrics() -> impl Iterator<Item = (&'static str, &'static Metric)> {
+    SPECS
+        .iter()
+        .flat_map(|spec| spec.metrics.iter().map(|m| (spec.name, *m)))
+}
+
+const CACHE_HIT_RATIO: &str = "cache_hit_ratio";
 
 /// Every check, in [`CHECK_NAMES`] order.
 pub fn registry() -> Vec<Box<dyn Check>> {
     vec![
         Box::new(connectivity::Connectivity),
-        Box::new(performance::Performance),
-        Box::new(replication::Replication),
+        Box::new(performance::Performance::default()),
+        Box::new(replication::Replication::default()),
         Box::new(disk_usage::DiskUsage::default()),
         Box::new(connection_pool::ConnectionPool),
         Box::new(long_queries::LongQueries),
@@ -71,7 +114,12 @@ pub fn registry() -> Vec<Box<dyn Check>> {
 
 /// One health check. `run` may keep state in `self` for the next cycle.
 pub trait Check: Send {
-    fn name(&self) -> &'static str;
+    /// Its name and metrics, declared beside its SQL.
+    fn spec(&self) -> &'static Spec;
+
+    fn name(&self) -> &'static str {
+        self.spec().name
+    }
 
     /// The catalog queries this check runs on a primary, as sent (the
     /// benchmark times them raw through psql for comparison).
@@ -139,16 +187,9 @@ impl Outcome {
         self.headline = headline.into();
     }
 
-    pub fn gauge(&mut self, metric: &str, help: &str, value: f64) -> &mut Measurement {
-        self.measurements
-            .push(Measurement::gauge(metric, help, value));
-        self.measurements.last_mut().expect("just pushed")
-    }
-
-    pub fn counter(&mut self, metric: &str, help: &str, value: f64) -> &mut Measurement {
-        self.measurements
-            .push(Measurement::counter(metric, help, value));
-        self.measurements.last_mut().expect("just pushed")
+    /// A sample of `metric` with `labels` (values of its declared label names).
+    pub fn set(&mut self, metric: &Metric, labels: &[&str], value: f64) {
+        self.measurements.push(metric.sample(labels, value));
     }
 
     pub fn detail(&mut self, key: &str, value: impl serde::Serialize) {
@@ -174,18 +215,6 @@ impl Outcome {
                 serde_json::Value::Object(self.details)
             },
         }
-    }
-}
-
-/// Adds a label to a measurement just pushed with [`Outcome::gauge`].
-pub trait Labelled {
-    fn with(&mut self, name: &str, value: impl Into<String>) -> &mut Self;
-}
-
-impl Labelled for Measurement {
-    fn with(&mut self, name: &str, value: impl Into<String>) -> &mut Self {
-        self.labels.push((name.to_string(), value.into()));
-        self
     }
 }
 
@@ -225,6 +254,25 @@ impl Checker {
     /// The first cycle of a checker runs them all.
     pub async fn run_cycle(&mut self) -> TargetReport {
         self.run_selected(None).await
+    }
+
+    /// A one-shot run (`pgwarden health`) of the check `only` (all when
+    /// `None`): with no previous cycle, the cache hit ratio would be judged
+    /// since stats reset, which says ok at 0.93 while the cache thrashes, so
+    /// it is first sampled and measured again after
+    /// `checks.cache_hit_ratio.sample_window`.
+    pub async fn run_once(&mut self, only: Option<&str>) -> TargetReport {
+        let window = self.config.cache_hit_ratio.sample_window.get();
+        if !window.is_zero() && only.is_none_or(|name| name == CACHE_HIT_RATIO) {
+            let baseline = self.run_selected(Some(CACHE_HIT_RATIO)).await;
+            if baseline.up {
+                tokio::time::sleep(window).await;
+            }
+            // The sample is only the baseline (kept in the check itself): its
+            // result must not be repeated under `[checks.intervals]`.
+            self.last.iter_mut().for_each(|last| *last = None);
+        }
+        self.run_selected(only).await
     }
 
     /// One cycle of the check named `only` (all due ones when `None`).
@@ -342,6 +390,16 @@ async fn run_one(check: &mut dyn Check, ctx: &Context<'_>) -> CheckResult {
             ))
         }
     };
+    // A measurement its spec does not declare would escape the README and
+    // dashboard tests: caught in every test run.
+    debug_assert!(
+        outcome
+            .measurements
+            .iter()
+            .all(|m| check.spec().declares(&m.metric)),
+        "{name} exports an undeclared metric: {:?}",
+        outcome.measurements
+    );
     outcome.into_result(name, started.elapsed())
 }
 

@@ -8,21 +8,55 @@ use std::time::Instant;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::rows::{col, fetch, query_text, typed};
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, Session, at_least, quote_ident};
+use super::metric::{Metric, Spec};
+use super::rows::{col, fetch, fetch_one, query_text, typed};
+use super::server_state;
+use super::{Check, ChecksConfig, Context, Outcome, Session, at_least, quote_ident};
 
 const NAME: &str = "performance";
 
-const PROBE: &str = "probe_latency_seconds";
-const PROBE_HELP: &str = "Latency of the performance probe query.";
-const AVAILABLE: &str = "statements_available";
-const AVAILABLE_HELP: &str = "1 when pg_stat_statements is installed and readable.";
-const MEAN: &str = "statement_mean_seconds";
-const MEAN_HELP: &str = "Mean execution time of the top-N statements by total time.";
-const MAX: &str = "statement_max_seconds";
-const MAX_HELP: &str = "Max execution time of the top-N statements by total time.";
-const CALLS: &str = "statement_calls";
-const CALLS_HELP: &str = "Calls of the top-N statements by total time since stats reset.";
+const PROBE: Metric = Metric::gauge(
+    "probe_latency_seconds",
+    "Latency of the performance probe query.",
+    &[],
+);
+const AVAILABLE: Metric = Metric::gauge(
+    "statements_available",
+    "1 when pg_stat_statements is installed and readable.",
+    &[],
+);
+const MEAN: Metric = Metric::gauge(
+    "statement_mean_seconds",
+    "Mean execution time of the top-N statements by total time.",
+    &["rank"],
+);
+const MAX: Metric = Metric::gauge(
+    "statement_max_seconds",
+    "Max execution time of the top-N statements by total time.",
+    &["rank"],
+);
+const CALLS: Metric = Metric::gauge(
+    "statement_calls",
+    "Calls of the top-N statements by total time since stats reset.",
+    &["rank"],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[
+        &PROBE,
+        &AVAILABLE,
+        &MEAN,
+        &MAX,
+        &CALLS,
+        &server_state::CHECKPOINT_AGE,
+        &server_state::REQUESTED,
+        &server_state::PENDING_RESTART,
+        &server_state::IDENTIFIER_CHANGED,
+    ],
+};
 
 const PROBE_SQL: &str = "SELECT 1";
 const EXTENSION_SQL: &str = "SELECT n.nspname FROM pg_extension e \
@@ -37,18 +71,26 @@ fn statements_sql(schema: &str, top_n: usize) -> String {
     )
 }
 
-pub struct Performance;
+/// What the server-state measurements compare with next cycle.
+#[derive(Default)]
+pub struct Performance {
+    server: server_state::Watch,
+}
 
 impl Check for Performance {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, config: &ChecksConfig) -> Vec<String> {
-        vec![PROBE_SQL.into(), EXTENSION_SQL.into()]
-            .into_iter()
-            .chain(std::iter::once(statements_sql("public", config.top_n())))
-            .collect()
+        vec![
+            PROBE_SQL.into(),
+            server_state::sql(150000),
+            EXTENSION_SQL.into(),
+        ]
+        .into_iter()
+        .chain(std::iter::once(statements_sql("public", config.top_n())))
+        .collect()
     }
 
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
@@ -57,9 +99,13 @@ impl Check for Performance {
             let started = Instant::now();
             session.query(PROBE_SQL).await?;
             let latency = started.elapsed().as_secs_f64();
+            let sql = server_state::sql(ctx.server.version_num);
+            let server = fetch_one(&session, NAME, &sql, server_state::state).await?;
             let statements = statements(&session, ctx.top_n()).await?;
             session.finish().await;
-            Ok(evaluate(ctx.config, latency, &statements))
+            let mut out = evaluate(ctx.config, latency, &statements);
+            self.server.evaluate(ctx.config, &server, &mut out);
+            Ok(out)
         }
         .boxed()
     }
@@ -115,7 +161,7 @@ async fn statements(session: &Session, top_n: usize) -> Result<Statements, Strin
 
 fn evaluate(config: &ChecksConfig, latency: f64, statements: &Statements) -> Outcome {
     let mut out = Outcome::new(format!("probe {:.1} ms", latency * 1000.0));
-    out.gauge(PROBE, PROBE_HELP, latency);
+    out.set(&PROBE, &[], latency);
     let limits = &config.performance;
     out.flag(
         at_least(
@@ -130,12 +176,12 @@ fn evaluate(config: &ChecksConfig, latency: f64, statements: &Statements) -> Out
     );
     let top = match statements {
         Statements::NotInstalled => {
-            out.gauge(AVAILABLE, AVAILABLE_HELP, 0.0);
+            out.set(&AVAILABLE, &[], 0.0);
             out.detail("pg_stat_statements", "not installed in this database");
             return out;
         }
         Statements::Unreadable(e) => {
-            out.gauge(AVAILABLE, AVAILABLE_HELP, 0.0);
+            out.set(&AVAILABLE, &[], 0.0);
             out.detail(
                 "pg_stat_statements",
                 format!("installed but unreadable: {e}"),
@@ -144,13 +190,13 @@ fn evaluate(config: &ChecksConfig, latency: f64, statements: &Statements) -> Out
         }
         Statements::Top(top) => top,
     };
-    out.gauge(AVAILABLE, AVAILABLE_HELP, 1.0);
+    out.set(&AVAILABLE, &[], 1.0);
     let mut listed = Vec::new();
     for (index, s) in top.iter().enumerate() {
         let rank = (index + 1).to_string();
-        out.gauge(MEAN, MEAN_HELP, s.mean).with("rank", &rank);
-        out.gauge(MAX, MAX_HELP, s.max).with("rank", &rank);
-        out.gauge(CALLS, CALLS_HELP, s.calls).with("rank", &rank);
+        out.set(&MEAN, &[&rank], s.mean);
+        out.set(&MAX, &[&rank], s.max);
+        out.set(&CALLS, &[&rank], s.calls);
         listed.push(serde_json::json!({
             "rank": index + 1, "calls": s.calls, "mean_seconds": s.mean, "max_seconds": s.max,
             "query": s.query, "queryid": s.queryid,
@@ -203,7 +249,7 @@ mod tests {
         let calls: Vec<(String, f64)> = out
             .measurements
             .iter()
-            .filter(|m| m.metric == CALLS)
+            .filter(|m| m.metric == CALLS.name)
             .map(|m| (m.labels[0].1.clone(), m.value))
             .collect();
         assert_eq!(calls, [("1".into(), 10.0), ("2".into(), 3.0)]);
@@ -221,7 +267,7 @@ mod tests {
             &Statements::Unreadable("must be loaded via shared_preload_libraries".into()),
         );
         assert_eq!(out.status(), Status::Ok);
-        let available = out.measurements.iter().find(|m| m.metric == AVAILABLE);
+        let available = out.measurements.iter().find(|m| m.metric == AVAILABLE.name);
         assert_eq!(available.map(|m| m.value), Some(0.0));
         assert!(
             out.details["pg_stat_statements"]

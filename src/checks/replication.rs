@@ -12,34 +12,97 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::rows::{col, fetch, fetch_one};
-use super::{Check, ChecksConfig, Context, Labelled, Outcome, at_least};
+use super::archive;
+use super::metric::{Metric, Spec};
+use super::rows::{col, fetch, fetch_one, opt};
+use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::report::Status;
 
 const NAME: &str = "replication";
 
-const LAG_BYTES: &str = "replication_lag_bytes";
-const LAG_BYTES_HELP: &str = "Replay lag of each standby in bytes (on a primary).";
-const LAG_SECONDS: &str = "replication_lag_seconds";
-const LAG_SECONDS_HELP: &str = "Replay lag of each standby in seconds, 0 when caught up.";
-const REPLICAS: &str = "replication_replicas";
-const REPLICAS_HELP: &str = "Standbys streaming from this primary.";
-const EXPECTED: &str = "replication_replicas_expected";
-const EXPECTED_HELP: &str = "expected_replicas from the config.";
-const SLOT_RETAINED: &str = "replication_slot_retained_bytes";
-const SLOT_RETAINED_HELP: &str = "WAL retained by each replication slot (top-N).";
-const SLOTS_RETAINED_MAX: &str = "replication_slots_max_retained_bytes";
-const SLOTS_RETAINED_MAX_HELP: &str =
-    "WAL kept on disk for replication slots: the slot furthest behind (0 without slots).";
-const SLOTS_INACTIVE: &str = "replication_slots_inactive";
-const SLOTS_INACTIVE_HELP: &str = "Inactive replication slots.";
-const STANDBY_BYTES: &str = "standby_replay_lag_bytes";
-const STANDBY_BYTES_HELP: &str = "On a standby: WAL received but not yet replayed.";
-const STANDBY_SECONDS: &str = "standby_replay_lag_seconds";
-const STANDBY_SECONDS_HELP: &str =
-    "On a standby: seconds since the last replayed transaction, 0 when replay has caught up.";
-const RECEIVER_UP: &str = "standby_wal_receiver_up";
-const RECEIVER_UP_HELP: &str = "On a standby: 1 while the WAL receiver streams.";
+const LAG_BYTES: Metric = Metric::gauge(
+    "replication_lag_bytes",
+    "Replay lag of each standby in bytes (on a primary).",
+    &["replica"],
+);
+const LAG_SECONDS: Metric = Metric::gauge(
+    "replication_lag_seconds",
+    "Replay lag of each standby in seconds, 0 when caught up.",
+    &["replica"],
+);
+const REPLICAS: Metric = Metric::gauge(
+    "replication_replicas",
+    "Standbys streaming from this primary.",
+    &[],
+);
+const EXPECTED: Metric = Metric::gauge(
+    "replication_replicas_expected",
+    "expected_replicas from the config.",
+    &[],
+);
+const SLOT_RETAINED: Metric = Metric::gauge(
+    "replication_slot_retained_bytes",
+    "WAL retained by each replication slot (top-N).",
+    &["slot"],
+);
+const SLOTS_RETAINED_MAX: Metric = Metric::gauge(
+    "replication_slots_max_retained_bytes",
+    "WAL kept on disk for replication slots: the slot furthest behind (0 without slots).",
+    &[],
+);
+const SLOT_WAL_STATUS: Metric = Metric::gauge(
+    "replication_slot_wal_status",
+    "wal_status of each replication slot (top-N): 0 reserved, 1 extended, 2 unreserved, 3 lost.",
+    &["slot"],
+);
+const SLOT_SAFE_WAL: Metric = Metric::gauge(
+    "replication_slot_safe_wal_bytes",
+    "WAL that can be written before each slot (top-N) loses what it needs; only with max_slot_wal_keep_size.",
+    &["slot"],
+);
+const SLOTS_INACTIVE: Metric = Metric::gauge(
+    "replication_slots_inactive",
+    "Inactive replication slots.",
+    &[],
+);
+const STANDBY_BYTES: Metric = Metric::gauge(
+    "standby_replay_lag_bytes",
+    "On a standby: WAL received but not yet replayed.",
+    &[],
+);
+const STANDBY_SECONDS: Metric = Metric::gauge(
+    "standby_replay_lag_seconds",
+    "On a standby: seconds since the last replayed transaction, 0 when replay has caught up.",
+    &[],
+);
+const RECEIVER_UP: Metric = Metric::gauge(
+    "standby_wal_receiver_up",
+    "On a standby: 1 while the WAL receiver streams.",
+    &[],
+);
+
+/// This check and every metric it may export.
+pub static SPEC: Spec = Spec {
+    name: NAME,
+    own_interval: true,
+    metrics: &[
+        &LAG_BYTES,
+        &LAG_SECONDS,
+        &REPLICAS,
+        &EXPECTED,
+        &SLOT_RETAINED,
+        &SLOTS_RETAINED_MAX,
+        &SLOTS_INACTIVE,
+        &SLOT_WAL_STATUS,
+        &SLOT_SAFE_WAL,
+        &STANDBY_BYTES,
+        &STANDBY_SECONDS,
+        &RECEIVER_UP,
+        &archive::FAILING,
+        &archive::FAILURES,
+        &archive::SUCCESS_AGE,
+    ],
+};
 
 const STANDBYS_SQL: &str = "SELECT coalesce(application_name, ''), coalesce(state, ''), \
      coalesce(sync_state, ''), coalesce(client_addr::text, 'local'), \
@@ -49,12 +112,18 @@ const STANDBYS_SQL: &str = "SELECT coalesce(application_name, ''), coalesce(stat
      coalesce(extract(epoch FROM replay_lag), 0)::float8 \
      FROM pg_stat_replication ORDER BY application_name, client_addr, client_port";
 
+/// `wal_status` is NULL for a slot that never reserved WAL, `safe_wal_size`
+/// unless `max_slot_wal_keep_size` is set.
 fn slots_sql() -> String {
     "SELECT slot_name::text, active, \
-     greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0), 0)::float8 \
+     greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0), 0)::float8, \
+     wal_status, safe_wal_size::float8 \
      FROM pg_replication_slots ORDER BY 3 DESC, 1"
         .into()
 }
+
+/// `wal_status` as a number, in the order things get worse.
+const WAL_STATUSES: [&str; 4] = ["reserved", "extended", "unreserved", "lost"];
 
 const RECOVERY_SQL: &str = "SELECT pg_is_in_recovery()";
 
@@ -67,22 +136,31 @@ const STANDBY_SQL: &str = "SELECT \
      (SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming')::int8, \
      pg_is_wal_replay_paused()";
 
-pub struct Replication;
+/// What WAL archiving was at the last success, for the failures since.
+#[derive(Default)]
+pub struct Replication {
+    archive: archive::Watch,
+}
 
 impl Check for Replication {
-    fn name(&self) -> &'static str {
-        NAME
+    fn spec(&self) -> &'static Spec {
+        &SPEC
     }
 
     fn queries(&self, _: &ChecksConfig) -> Vec<String> {
-        vec![RECOVERY_SQL.into(), STANDBYS_SQL.into(), slots_sql()]
+        vec![
+            RECOVERY_SQL.into(),
+            STANDBYS_SQL.into(),
+            slots_sql(),
+            archive::SQL.into(),
+        ]
     }
 
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
             let in_recovery: bool = fetch_one(&session, NAME, RECOVERY_SQL, |r| col(r, 0)).await?;
-            let out = if in_recovery {
+            let mut out = if in_recovery {
                 let state = fetch_one(&session, NAME, STANDBY_SQL, |r| {
                     Ok(Replay {
                         bytes: col(r, 0)?,
@@ -112,13 +190,18 @@ impl Check for Replication {
                         name: col(r, 0)?,
                         active: col(r, 1)?,
                         retained: col(r, 2)?,
+                        wal_status: opt(r, 3)?,
+                        safe_wal: opt(r, 4)?,
                     })
                 })
                 .await?;
                 let expected = ctx.target.expected_replicas.map(|e| e.get());
                 primary(ctx.config, expected, &standbys, &slots)
             };
+            // A standby archives too, with archive_mode = always.
+            let archiver = fetch_one(&session, NAME, archive::SQL, archive::archiver).await?;
             session.finish().await;
+            self.archive.evaluate(&archiver, &mut out);
             Ok(out)
         }
         .boxed()
@@ -144,6 +227,8 @@ struct Slot {
     name: String,
     active: bool,
     retained: f64,
+    wal_status: Option<String>,
+    safe_wal: Option<f64>,
 }
 
 /// What a standby knows of its own replay.
@@ -177,9 +262,9 @@ fn primary(
     slot_rows: &[Slot],
 ) -> Outcome {
     let mut out = Outcome::new(format!("{} standby(s)", rows.len()));
-    out.gauge(REPLICAS, REPLICAS_HELP, rows.len() as f64);
+    out.set(&REPLICAS, &[], rows.len() as f64);
     if let Some(expected) = expected {
-        out.gauge(EXPECTED, EXPECTED_HELP, expected as f64);
+        out.set(&EXPECTED, &[], expected as f64);
         if (rows.len() as u64) < expected {
             out.flag(
                 Status::Critical,
@@ -202,10 +287,8 @@ fn primary(
         let replay = row.replay;
         let seconds = if replay == 0.0 { 0.0 } else { row.lag };
         worst_bytes = worst_bytes.max(replay);
-        out.gauge(LAG_BYTES, LAG_BYTES_HELP, replay)
-            .with("replica", &replica);
-        out.gauge(LAG_SECONDS, LAG_SECONDS_HELP, seconds)
-            .with("replica", &replica);
+        out.set(&LAG_BYTES, &[&replica], replay);
+        out.set(&LAG_SECONDS, &[&replica], seconds);
         out.flag(
             lag_status(config, replay, seconds),
             format!("standby {replica} {replay:.0} bytes / {seconds:.1} s behind"),
@@ -237,7 +320,23 @@ fn slots(config: &ChecksConfig, rows: &[Slot], out: &mut Outcome) {
             name,
             active,
             retained,
+            wal_status,
+            safe_wal,
         } = slot;
+        let status = wal_status
+            .as_deref()
+            .and_then(|w| WAL_STATUSES.iter().position(|known| *known == w));
+        match status {
+            Some(3) => out.flag(
+                Status::Critical,
+                format!("slot {name} has lost WAL it needs (wal_status lost): its consumer cannot resume"),
+            ),
+            Some(2) => out.flag(
+                Status::Warning,
+                format!("slot {name} holds WAL beyond max_slot_wal_keep_size (wal_status unreserved): it is lost at the next checkpoint"),
+            ),
+            _ => {}
+        }
         if !active {
             inactive += 1;
             out.flag(Status::Warning, format!("slot {name} is inactive"));
@@ -251,15 +350,23 @@ fn slots(config: &ChecksConfig, rows: &[Slot], out: &mut Outcome) {
             format!("slot {name} retains {retained:.0} bytes of WAL"),
         );
         if index < config.top_n() {
-            out.gauge(SLOT_RETAINED, SLOT_RETAINED_HELP, *retained)
-                .with("slot", name);
-            listed.push(json!({"slot": name, "active": active, "retained_bytes": retained}));
+            out.set(&SLOT_RETAINED, &[name], *retained);
+            if let Some(status) = status {
+                out.set(&SLOT_WAL_STATUS, &[name], status as f64);
+            }
+            if let Some(safe) = safe_wal {
+                out.set(&SLOT_SAFE_WAL, &[name], *safe);
+            }
+            listed.push(
+                json!({"slot": name, "active": active, "retained_bytes": retained,
+                               "wal_status": wal_status, "safe_wal_bytes": safe_wal}),
+            );
         }
     }
-    out.gauge(SLOTS_INACTIVE, SLOTS_INACTIVE_HELP, inactive as f64);
+    out.set(&SLOTS_INACTIVE, &[], inactive as f64);
     // Rows come furthest-behind first; that slot alone decides what WAL stays.
     let furthest = rows.first().map_or(0.0, |s| s.retained);
-    out.gauge(SLOTS_RETAINED_MAX, SLOTS_RETAINED_MAX_HELP, furthest);
+    out.set(&SLOTS_RETAINED_MAX, &[], furthest);
     out.detail("slots", listed);
 }
 
@@ -273,9 +380,9 @@ fn standby(config: &ChecksConfig, replay: &Replay) -> Outcome {
     let mut out = Outcome::new(format!(
         "standby, replay {bytes:.0} bytes / {seconds:.1} s behind"
     ));
-    out.gauge(STANDBY_BYTES, STANDBY_BYTES_HELP, bytes);
-    out.gauge(STANDBY_SECONDS, STANDBY_SECONDS_HELP, seconds);
-    out.gauge(RECEIVER_UP, RECEIVER_UP_HELP, f64::from(receivers > 0));
+    out.set(&STANDBY_BYTES, &[], bytes);
+    out.set(&STANDBY_SECONDS, &[], seconds);
+    out.set(&RECEIVER_UP, &[], f64::from(receivers > 0));
     if receivers == 0 {
         out.flag(Status::Critical, "the WAL receiver is not streaming");
     }
@@ -306,10 +413,10 @@ mod tests {
         }
     }
 
-    fn labels(out: &Outcome, metric: &str) -> Vec<String> {
+    fn labels(out: &Outcome, metric: Metric) -> Vec<String> {
         out.measurements
             .iter()
-            .filter(|m| m.metric == metric)
+            .filter(|m| m.metric == metric.name)
             .map(|m| m.labels[0].1.clone())
             .collect()
     }
@@ -329,7 +436,7 @@ mod tests {
         let seconds: Vec<f64> = out
             .measurements
             .iter()
-            .filter(|m| m.metric == LAG_SECONDS)
+            .filter(|m| m.metric == LAG_SECONDS.name)
             .map(|m| m.value)
             .collect();
         assert_eq!(seconds, [0.0, 40.0]);
@@ -345,11 +452,15 @@ mod tests {
                 name: "old".into(),
                 active: false,
                 retained: 2048.0 * MIB,
+                wal_status: Some("extended".into()),
+                safe_wal: None,
             },
             Slot {
                 name: "live".into(),
                 active: true,
                 retained: 1.0,
+                wal_status: Some("reserved".into()),
+                safe_wal: Some(1e9),
             },
         ];
         let out = primary(&config, None, &[], &slots);
@@ -357,7 +468,7 @@ mod tests {
         let max = out
             .measurements
             .iter()
-            .find(|m| m.metric == SLOTS_RETAINED_MAX);
+            .find(|m| m.metric == SLOTS_RETAINED_MAX.name);
         assert_eq!(max.map(|m| m.value), Some(2048.0 * MIB));
     }
 
@@ -376,5 +487,37 @@ mod tests {
             standby(&config, &replay(0, false)).status(),
             Status::Critical
         );
+    }
+
+    #[test]
+    fn a_slot_that_lost_its_wal_is_critical_and_an_unreserved_one_warns() {
+        let config = ChecksConfig::default();
+        let slot = |name: &str, status: &str| Slot {
+            name: name.into(),
+            active: true,
+            retained: 1.0,
+            wal_status: Some(status.into()),
+            safe_wal: Some(-5.0),
+        };
+        let out = primary(&config, None, &[], &[slot("far", "unreserved")]);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        let out = primary(
+            &config,
+            None,
+            &[],
+            &[slot("gone", "lost"), slot("ok", "reserved")],
+        );
+        assert_eq!(out.status(), Status::Critical, "{out:?}");
+        assert!(
+            out.problems[0].contains("slot gone has lost WAL"),
+            "{out:?}"
+        );
+        let codes: Vec<_> = out
+            .measurements
+            .iter()
+            .filter(|m| m.metric == SLOT_WAL_STATUS.name)
+            .map(|m| (m.labels[0].1.as_str(), m.value))
+            .collect();
+        assert_eq!(codes, [("gone", 3.0), ("ok", 0.0)]);
     }
 }

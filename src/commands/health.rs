@@ -13,9 +13,8 @@ use crate::report::{CheckResult, Report, Status};
 pub struct Args {
     #[command(flatten)]
     pub target: TargetArg,
-    /// Run only this check (connectivity, performance, replication, disk_usage,
-    /// connection_pool, long_queries, table_integrity, indexes, locks, cache_hit_ratio).
-    #[arg(long, value_name = "NAME")]
+    // The names come from the checks' registry, so the help lists every one.
+    #[arg(long, value_name = "NAME", help = check_help())]
     pub check: Option<String>,
     /// Also print every measurement and the offenders.
     #[arg(long)]
@@ -23,6 +22,13 @@ pub struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+fn check_help() -> String {
+    format!(
+        "Run only this check ({})",
+        crate::checks::CHECK_NAMES.join(", ")
+    )
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
