@@ -97,7 +97,7 @@ async fn a_long_query_flips_long_queries_and_recovers_when_cancelled() {
     let sleep = tokio::spawn(async move { sleeper.simple_query("SELECT pg_sleep(60)").await });
     wait_for(
         &url,
-        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' \
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)' \
          AND clock_timestamp() - query_start > interval '1.5 s'",
         "1",
     );
@@ -109,13 +109,13 @@ async fn a_long_query_flips_long_queries_and_recovers_when_cancelled() {
     assert!(offenders.contains("pg_sleep(60)"), "{offenders}");
     psql(
         &url,
-        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'",
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)'",
     );
     assert!(sleep.await.unwrap().is_err(), "the sleep was cancelled");
     // The client sees the error before the backend reports itself idle.
     wait_for(
         &url,
-        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)' AND state = 'active'",
         "0",
     );
     let result = one(&mut checker, "long_queries").await;
@@ -739,7 +739,7 @@ async fn server_connection_states_count_client_sessions_not_pgwardens_own() {
     cluster
         .wait_for(
             "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = 'SELECT pg_sleep(60)'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query = 'SELECT pg_sleep(60)'",
             "1",
             Duration::from_secs(30),
         )
@@ -769,7 +769,7 @@ async fn server_connection_states_count_client_sessions_not_pgwardens_own() {
     cluster
         .psql(
             "postgres",
-            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'",
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)'",
         )
         .unwrap();
     let cancelled = sleeping.await.unwrap().unwrap_err();
@@ -881,7 +881,7 @@ async fn every_check_passes_as_a_pg_monitor_role() {
     let sleep = tokio::spawn(async move { sleeper.simple_query("SELECT pg_sleep(60)").await });
     wait_for(
         &url,
-        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' \
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)' \
          AND clock_timestamp() - query_start > interval '1.5 s'",
         "1",
     );
@@ -890,7 +890,7 @@ async fn every_check_passes_as_a_pg_monitor_role() {
     assert!(result.details.to_string().contains("pg_sleep(60)"));
     psql(
         &url,
-        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'",
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query = 'SELECT pg_sleep(60)'",
     );
     let _ = sleep.await;
 }

@@ -106,7 +106,7 @@ pub fn evaluate(config: &ChecksConfig, rows: &[Bloat], out: &mut Outcome) {
                 b.kind,
                 b.name,
                 ratio * 100.0,
-                super::disk_usage::human_bytes(b.wasted)
+                crate::report::human_bytes(b.wasted)
             ),
         );
     }
