@@ -42,6 +42,8 @@ mod serve;
 mod serve_backup;
 #[path = "serve_sigusr1.rs"]
 mod serve_sigusr1;
+#[path = "status_page.rs"]
+mod status_page;
 #[path = "systemd_unit.rs"]
 mod systemd_unit;
 #[path = "thresholds.rs"]

@@ -73,7 +73,7 @@ impl Web {
             "/" => body(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                Bytes::from_static(INDEX),
+                Bytes::from(super::page::render(&self.shared)),
             ),
             _ => text(
                 StatusCode::NOT_FOUND,
@@ -107,17 +107,6 @@ impl Web {
         }
     }
 }
-
-const INDEX: &[u8] = b"<!doctype html>
-<html><head><title>pgwarden</title></head><body>
-<h1>pgwarden</h1>
-<ul>
-<li><a href=\"/metrics\">/metrics</a> - Prometheus metrics</li>
-<li><a href=\"/health\">/health</a> - the last report as JSON (503 when a target is unhealthy)</li>
-<li><a href=\"/ready\">/ready</a> - 200 once every target finished its first cycle</li>
-</ul>
-</body></html>
-";
 
 fn body(status: StatusCode, content_type: &'static str, bytes: Bytes) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(bytes));

@@ -16,10 +16,12 @@
 mod backups;
 mod collector;
 mod config;
+mod history;
 pub(crate) mod http;
 mod metrics;
 mod migrations;
 pub mod notify;
+mod page;
 mod state;
 
 use std::net::SocketAddr;
