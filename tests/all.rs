@@ -20,6 +20,8 @@ mod config_check;
 mod dashboards;
 #[path = "demo.rs"]
 mod demo;
+#[path = "exporter_flags.rs"]
+mod exporter_flags;
 #[path = "harness.rs"]
 mod harness;
 #[path = "health.rs"]

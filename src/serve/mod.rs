@@ -16,6 +16,8 @@
 mod backups;
 mod collector;
 mod config;
+mod encoding;
+pub mod exporter;
 mod history;
 pub(crate) mod http;
 mod metrics;
