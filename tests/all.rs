@@ -20,6 +20,8 @@ mod config_check;
 mod dashboards;
 #[path = "demo.rs"]
 mod demo;
+#[path = "demo_scenario.rs"]
+mod demo_scenario;
 #[path = "exporter_flags.rs"]
 mod exporter_flags;
 #[path = "harness.rs"]
