@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::serve_support::{Serve, free_addr, target};
-use crate::support::{lock_table, shared, workdir};
+use crate::support::{shared, workdir};
 
 /// chromedriver as a child process, killed when the test ends either way.
 struct Driver {
@@ -81,25 +81,44 @@ fn the_status_page_shows_the_blocked_session_its_blocker_a_warning_and_charts_in
     let url = shared().create_database().unwrap();
     let database = url.database().to_string();
     shared()
-        .psql(&database, "CREATE TABLE accounts (id int PRIMARY KEY)")
+        .psql(
+            &database,
+            "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0); \
+             INSERT INTO accounts VALUES (1)",
+        )
         .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let holder = lock_table(&rt, &url, "accounts");
-    let (waiter, sleeper) = rt.block_on(async {
+    // A row lock, not a table lock: the size checks still read the table.
+    let (holder, waiter, sleeper) = rt.block_on(async {
         let connect = || tokio_postgres::connect(url.expose(), tokio_postgres::NoTls);
-        let (waiter, c1) = connect().await.unwrap();
-        let (sleeper, c2) = connect().await.unwrap();
-        tokio::spawn(c1);
-        tokio::spawn(c2);
-        (waiter, sleeper)
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let (client, connection) = connect().await.unwrap();
+            tokio::spawn(connection);
+            clients.push(client);
+        }
+        let (sleeper, waiter, holder) = (
+            clients.pop().unwrap(),
+            clients.pop().unwrap(),
+            clients.pop().unwrap(),
+        );
+        holder
+            .batch_execute("BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = 1")
+            .await
+            .unwrap();
+        (holder, waiter, sleeper)
     });
-    let waiting = rt.spawn(async move { waiter.simple_query("SELECT * FROM accounts").await });
+    let waiting = rt.spawn(async move {
+        waiter
+            .simple_query("UPDATE accounts SET balance = 0 WHERE id = 1")
+            .await
+    });
     let sleeping = rt.spawn(async move { sleeper.simple_query("SELECT pg_sleep(600)").await });
     shared()
         .wait_for(
             &database,
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-             AND query = 'SELECT * FROM accounts'",
+             AND query = 'UPDATE accounts SET balance = 0 WHERE id = 1'",
             "1",
             Duration::from_secs(30),
         )
@@ -166,12 +185,14 @@ fn the_status_page_shows_the_blocked_session_its_blocker_a_warning_and_charts_in
         seen.locks_row
     );
     assert!(
-        seen.locks.contains("SELECT * FROM accounts"),
+        seen.locks
+            .contains("UPDATE accounts SET balance = 0 WHERE id = 1"),
         "blocked session: {}",
         seen.locks
     );
     assert!(
-        seen.locks.contains("LOCK TABLE accounts"),
+        seen.locks
+            .contains("UPDATE accounts SET balance = balance + 1"),
         "its blocker: {}",
         seen.locks
     );
