@@ -575,6 +575,67 @@ mod tests {
     }
 
     #[test]
+    fn the_page_shows_offenders_escaped_backups_migrations_and_a_waiting_target() {
+        use crate::backup::BackupMetrics;
+        use crate::report::Measurement;
+        let shared = Shared::new("production", &["db".into(), "later".into()]);
+        let backups = BackupMetrics::new(["db"]);
+        shared.add_source(std::sync::Arc::new(backups));
+        shared.update_migration("db", |m| {
+            m.version = Some(20240901000000);
+            m.pending = Some(2);
+        });
+        let check = |name: &str, status, details| CheckResult {
+            check: name.into(),
+            status,
+            summary: format!("{name} headline"),
+            duration_seconds: 0.0,
+            measurements: vec![Measurement::gauge("long_query_max_seconds", "", 90.0)],
+            details,
+        };
+        for at in [unix_now() - 30.0, unix_now()] {
+            shared.publish(TargetReport {
+                target: "db".into(),
+                up: true,
+                error: None,
+                finished_at: at,
+                duration_seconds: 0.01,
+                checks: vec![
+                    check(
+                        "long_queries",
+                        Status::Warning,
+                        serde_json::json!({"long_queries": [
+                            {"pid": 7, "query": "SELECT '<b>'", "query_seconds": 90.0}]}),
+                    ),
+                    check(
+                        "xmin",
+                        Status::Ok,
+                        serde_json::json!({"xmin_holder": {"pid": 9}}),
+                    ),
+                ],
+            });
+        }
+        let page = render(&shared);
+        assert!(page.contains("SELECT &#39;&lt;b&gt;&#39;"), "{page}");
+        assert!(!page.contains("<b>'"), "unescaped query text");
+        assert!(page.contains("<details class=\"offenders\" data-check=\"long_queries\" open>"));
+        assert!(page.contains("<details class=\"offenders\" data-check=\"xmin\">"));
+        assert!(
+            page.contains("data-list=\"xmin_holder\""),
+            "a new detail is a table"
+        );
+        assert!(page.contains("data-points=\"2\""), "two cycles, two points");
+        assert!(page.contains("<dt>last good</dt><dd>none yet</dd>"));
+        assert!(page.contains("<dt>next run</dt><dd>not scheduled</dd>"));
+        assert!(page.contains("<dt>pending</dt><dd>2</dd>"));
+        assert!(page.contains("data-target=\"later\"") && page.contains("… waiting"));
+        assert!(
+            page.contains("▲</span> degraded"),
+            "overall by shape and word"
+        );
+    }
+
+    #[test]
     fn a_flat_series_still_gets_a_visible_band() {
         let (lo, hi) = bounds(Unit::Ratio, &[0.99, 0.99]);
         assert!(lo < 0.99 && hi > 0.99);
