@@ -18,6 +18,8 @@
 //!   reference.
 //!
 //! Times are wall clock including connecting; the medians are compared.
+//! The seed's rounds also show this process's CPU time during the seed (the
+//! generator and the COPY encoder: on two cores it competes with the server).
 
 use std::path::Path;
 use std::process::Command;
@@ -73,18 +75,18 @@ impl Bench {
         target
     }
 
-    /// Seed `target` at the bench's scale; (seconds, rows, report).
-    fn seed(&self, target: &TargetConfig) -> (f64, seed::SeedReport) {
+    /// Seed `target` at the bench's scale; (seconds, client CPU seconds, report).
+    fn seed(&self, target: &TargetConfig) -> (f64, f64, seed::SeedReport) {
         let options = SeedOptions {
             scale: Some(self.scale),
             ..Default::default()
         };
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), cpu_seconds());
         let report = self
             .runtime
             .block_on(seed::run(&self.config, target, &options))
             .expect("seed run --scale");
-        (started.elapsed().as_secs_f64(), report)
+        (started.elapsed().as_secs_f64(), cpu_seconds() - cpu, report)
     }
 
     /// Run a client program of the cluster against `url` over TCP loopback.
@@ -136,6 +138,18 @@ impl Bench {
     }
 }
 
+/// This process's CPU seconds (user + system, all threads) so far.
+fn cpu_seconds() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the rusage it is given (zeroed if it failed).
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
@@ -167,7 +181,7 @@ fn main() {
 
     // The anchor's input: a dump of exactly what the seed writes.
     let source = bench.migrated_database();
-    let (_, report) = bench.seed(&source);
+    let (_, _, report) = bench.seed(&source);
     let rows = report.total();
     let dir = tempfile::tempdir().expect("temp dir");
     let dump = dir.path().join("seeded.dump");
@@ -186,16 +200,18 @@ fn main() {
     );
 
     let (mut seeded, mut single, mut parallel) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpus = Vec::new();
     for round in 1..=args.rounds {
         let target = bench.migrated_database();
-        let (seconds, report) = bench.seed(&target);
+        let (seconds, cpu, report) = bench.seed(&target);
         bench.drop_database(target.url());
         seeded.push(seconds);
+        cpus.push(cpu);
         single.push(bench.restore(&dump, false));
         parallel.push(bench.restore(&dump, true));
         println!(
-            "round {round}: seed {seconds:.2} s (writing rows {:.2} s, keys/indexes/foreign keys {:.2} s), \
-             pg_restore --single-transaction {:.2} s, pg_restore -j 2 {:.2} s",
+            "round {round}: seed {seconds:.2} s (writing rows {:.2} s, keys/indexes/foreign keys {:.2} s; \
+             client CPU {cpu:.2} s), pg_restore --single-transaction {:.2} s, pg_restore -j 2 {:.2} s",
             report.copy_seconds,
             report.rebuild_seconds,
             single[round - 1],
@@ -207,7 +223,11 @@ fn main() {
         median(&mut single),
         median(&mut parallel),
     );
-    println!("medians over {} rounds ({rows} rows each):", args.rounds);
+    println!(
+        "medians over {} rounds ({rows} rows each; the seed's client CPU {:.2} s):",
+        args.rounds,
+        median(&mut cpus)
+    );
     for (name, seconds) in [
         (format!("seed run --scale {}", args.scale), seed),
         ("pg_restore --single-transaction".to_string(), single),

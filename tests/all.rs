@@ -32,6 +32,8 @@ mod health;
 mod health_cli;
 #[path = "health_clusters.rs"]
 mod health_clusters;
+#[path = "lint.rs"]
+mod lint;
 #[path = "migrate.rs"]
 mod migrate;
 #[path = "prometheus.rs"]

@@ -652,13 +652,20 @@ fn files_that_cannot_run_safely_are_refused_before_anything_runs() {
     assert!(out.contains("V2__b.sql, line 2: `COMMIT`"), "{out}");
     assert!(!project.relation_exists("a"));
 
+    // The lint gate refuses the whole run: not even V1 is applied.
     project.file("V2__b.sql", "CREATE INDEX CONCURRENTLY a_id_idx ON a (id);");
     let out = project.fails(&["up"], 1);
+    assert!(
+        out.contains("V2__b.sql:1:1: error[concurrently-in-transaction]"),
+        "{out}"
+    );
     assert!(out.contains("pgwarden:no-transaction"), "{out}");
-    assert_eq!(project.history(), "1:a");
+    assert!(out.contains("nothing was applied"), "{out}");
+    assert_eq!(project.history(), "");
 
     // No down script: nothing is reverted, and the message names the file to write.
     std::fs::remove_file(project.migrations().join("V2__b.sql")).unwrap();
+    project.ok(&["up"]);
     let out = project.fails(&["down"], 1);
     assert!(out.contains("no down script for V1__a.down.sql"), "{out}");
     assert!(project.relation_exists("a"));
@@ -755,4 +762,25 @@ fn the_education_schema_passes_pgwardens_own_integrity_and_index_checks() {
         let text = output_text(&out);
         assert_eq!(out.status.code(), Some(0), "{check}:\n{text}");
     }
+}
+
+#[test]
+fn begin_atomic_function_bodies_run_whole_and_errors_keep_their_lines() {
+    let project = Project::empty();
+    project.file(
+        "V1__atomic.sql",
+        "CREATE TABLE counters (n bigint NOT NULL);\n\
+         CREATE FUNCTION bump() RETURNS bigint LANGUAGE sql\n\
+         BEGIN ATOMIC\n  INSERT INTO counters VALUES (1);\n  SELECT count(*) FROM counters;\nEND;\n",
+    );
+    project.ok(&["up"]);
+    assert_eq!(project.psql("SELECT bump()"), "1");
+    // The statement after the body keeps its file line in errors.
+    project.file(
+        "V2__after.sql",
+        "CREATE FUNCTION twice() RETURNS bigint LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 2;\nEND;\nSELECT 1 / 0;\n",
+    );
+    let out = project.fails(&["up"], 1);
+    assert!(out.contains("V2__after.sql, line 5"), "{out}");
+    assert_eq!(project.history(), "1:atomic");
 }

@@ -666,3 +666,93 @@ fn scale_draws_a_progress_bar_on_a_terminal() {
     assert!(text.contains("rows/s"), "{text:?}");
     assert_eq!(db.count("SELECT count(*) FROM users"), 200);
 }
+
+/// md5 of every row in id order, per table in [`TABLES`] order, with
+/// `anchor = "2024-09-01"`: after `seed run` (rows through the staging
+/// tables) and after `seed run --scale 2` (the bulk load, COPY FREEZE).
+/// Recorded with the hand-written binary COPY encoder that tokio-postgres'
+/// `BinaryCopyInWriter` replaced, so the switch changed no stored value. A
+/// deliberate change to the data set updates them.
+const PINNED_DEVELOPMENT: [&str; 11] = [
+    "0703ef30186ddf9fe2974ae2f0ed2fab",
+    "592d824b2954210d0b81803855c2888c",
+    "f3fee82abea96b14cf96464315f54429",
+    "ee0291b74c306789ba5420bd4b6f1fbe",
+    "047464fdb84b03fdd081a4fed7fcde06",
+    "729d55a6d8714c717e2f2ab9e043a877",
+    "7e1b1da22c56d5679be392ada8c4c977",
+    "5768207f82560ba9f5adde47fbbbe090",
+    "ef0fac4eccec3c8dc0934871ee2cb9b1",
+    "bd180093a8fc31bc1d0529aa38c32e15",
+    "3a6dfdcf2be3f0cdf0cef00802a7e01e",
+];
+const PINNED_SCALE_2: [&str; 11] = [
+    "617b1ae58f6832f302a2bff32d407780",
+    "84adbb6325d78273c0eb1a4be71ec8bb",
+    "1290e7567e7533fc07914bfb488fc00c",
+    "8bce4777d2936c18fc9244d0e40351e7",
+    "8c2fd8dc62399fed259226e65fbe777c",
+    "190a5a36310c38cc64f9fb8caaf9d5c7",
+    "21c383e582fc92e7960eedad1225ad7a",
+    "b125c9398959a6058b6ccdcd58aa8405",
+    "11244b74e12a21a34547ff77af7d2a79",
+    "18900623a3f886e1dfb442f5e2ba9168",
+    "7306b85030b55581b8d6960280ccd5f2",
+];
+
+#[test]
+fn seeded_values_with_a_fixed_anchor_are_pinned() {
+    for (args, pinned) in [
+        (&["run"][..], PINNED_DEVELOPMENT),
+        (&["run", "--scale", "2"][..], PINNED_SCALE_2),
+    ] {
+        let db = Db::migrated("anchor = \"2024-09-01\"");
+        db.seed_exits(args, 0);
+        let got: Vec<(String, String)> = db
+            .checksums()
+            .into_iter()
+            .map(|(t, _, md5)| (t, md5))
+            .collect();
+        let want: Vec<(String, String)> = TABLES
+            .iter()
+            .zip(pinned)
+            .map(|(t, md5)| (t.to_string(), md5.to_string()))
+            .collect();
+        assert_eq!(got, want, "seed {args:?}");
+    }
+}
+
+/// The one numeric encoding pgwarden writes itself, read back by the server.
+#[test]
+fn hundredths_arrive_as_the_numbers_they_stand_for() {
+    use pgwarden::seed::rows::Hundredths;
+    let url = shared().create_database().expect("create database");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let shown: Vec<String> = runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url.expose(), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let mut shown = Vec::new();
+        for h in [0, 5, 1234, 10_000, 1_000_000, 123_456_789, -250] {
+            let row = client
+                .query_one("SELECT $1::numeric(12, 2)::text", &[&Hundredths(h)])
+                .await
+                .unwrap_or_else(|e| panic!("{h}: {e}"));
+            shown.push(row.get(0));
+        }
+        shown
+    });
+    assert_eq!(
+        shown,
+        [
+            "0.00",
+            "0.05",
+            "12.34",
+            "100.00",
+            "10000.00",
+            "1234567.89",
+            "-2.50"
+        ]
+    );
+}

@@ -241,20 +241,20 @@ fn backend_titles(data_dir: &Path, database: &str) -> Vec<String> {
 
 fn serve_with_faults(failpoints: &str) -> (tempfile::TempDir, Serve) {
     let dir = workdir();
+    let serve = serve_with_env(dir.path(), &[("FAILPOINTS", failpoints)]);
+    (dir, serve)
+}
+
+/// `pgwarden serve` on a fresh database of the shared cluster, checking
+/// every second, with `env` set.
+fn serve_with_env(dir: &Path, env: &[(&str, &str)]) -> Serve {
     let url = shared().create_database().unwrap();
     let addr = free_addr();
     let config = format!(
         "[http]\nlisten = \"{addr}\"\n[checks]\ninterval = \"1s\"\n{}",
         target("db", url.expose(), "")
     );
-    let serve = Serve::start_with(
-        dir.path(),
-        &addr,
-        &config,
-        &[],
-        &[("FAILPOINTS", failpoints)],
-    );
-    (dir, serve)
+    Serve::start_with(dir, &addr, &config, &[], env)
 }
 
 fn status_of(scrape: &prometheus_parse::Scrape, check: &str) -> Option<f64> {
@@ -408,17 +408,8 @@ fn a_dead_watchdog_ends_the_process_non_zero_instead_of_feeding_nothing() {
     let dir = workdir();
     let socket_path = dir.path().join("notify.sock");
     let _socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
-    let url = shared().create_database().unwrap();
-    let addr = free_addr();
-    let config = format!(
-        "[http]\nlisten = \"{addr}\"\n{}",
-        target("db", url.expose(), "")
-    );
-    let serve = Serve::start_with(
+    let serve = serve_with_env(
         dir.path(),
-        &addr,
-        &config,
-        &[],
         &[
             ("FAILPOINTS", "watchdog=panic"),
             ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),

@@ -4,7 +4,7 @@ use super::TargetArg;
 use crate::cli::Context;
 use crate::config::TargetConfig;
 use crate::error::{Error, Result};
-use crate::migrate::{self, DownOptions, MigrateReport, MigrationStatus, UpOptions};
+use crate::migrate::{self, DownOptions, MigrateReport, MigrationStatus, UpOptions, lint};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -54,6 +54,14 @@ pub enum Action {
         #[arg(long)]
         json: bool,
     },
+    /// Check migrations for statements that are unsafe in production. Exit 1 when an error remains.
+    Lint(LintArgs),
+    /// Apply pending migrations to a scratch copy of the target's schema and report each statement's locks, rewrites and duration.
+    Trace {
+        /// Output: text or json.
+        #[arg(long, value_enum, default_value = "text")]
+        format: lint::report::Format,
+    },
     /// Record migrations up to VERSION as applied without running them.
     Stamp {
         /// The version to stamp.
@@ -62,9 +70,55 @@ pub enum Action {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct LintArgs {
+    /// Files to lint (default: the target's pending migrations; without a target, every migration).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// Every migration file, applied or not.
+    #[arg(long)]
+    pub all: bool,
+    /// Don't ask the target for table sizes: a table the files don't create is presumed large.
+    #[arg(long)]
+    pub offline: bool,
+    /// Output: text (for people), json, or github (workflow annotations).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: lint::report::Format,
+    /// Don't report this rule (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub allow: Vec<String>,
+    /// Lowest severity that makes the exit code 1.
+    #[arg(long, value_enum, default_value = "error")]
+    pub fail_on: FailOn,
+    /// List the rules (id, severity, what happens, the safe way) and exit.
+    #[arg(long)]
+    pub rules: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+}
+
 pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
     let config = &ctx.config;
     match args.action {
+        Action::Lint(lint_args) => run_lint(ctx, &args.target, lint_args).await,
+        Action::Trace { format } => {
+            let target = args.target.migrating(&ctx.config)?;
+            let traced = migrate::trace::trace(config, target).await?;
+            if format == lint::report::Format::Json {
+                let text =
+                    serde_json::to_string_pretty(&serde_json::json!({ "statements": traced }))
+                        .map_err(|e| Error::failed(format!("cannot render JSON: {e}")))?;
+                println!("{text}");
+            } else {
+                print!("{}", migrate::trace::render_text(&traced));
+            }
+            Ok(u8::from(traced.iter().any(|t| t.error.is_some())))
+        }
         Action::Create { message } => {
             let (up, down) = migrate::create(config, &message)?;
             println!("created {}\ncreated {}", up.display(), down.display());
@@ -128,6 +182,36 @@ pub async fn run(ctx: &Context, args: Args) -> Result<u8> {
             Ok(if status.is_clean() { 0 } else { 1 })
         }
     }
+}
+
+async fn run_lint(ctx: &Context, target: &TargetArg, args: LintArgs) -> Result<u8> {
+    if args.rules {
+        for r in lint::RULES {
+            println!(
+                "{:<45} {:<8} {}\n{:<54} safe way: {}",
+                r.id,
+                r.severity.as_str(),
+                r.why,
+                "",
+                r.fix
+            );
+        }
+        return Ok(0);
+    }
+    let target = if args.offline || (target.name.is_none() && ctx.config.targets.is_empty()) {
+        None
+    } else {
+        Some(target.migrating(&ctx.config)?)
+    };
+    let (findings, files) =
+        migrate::lint(&ctx.config, target, &args.files, args.all, &args.allow).await?;
+    print!("{}", lint::report::render(&findings, files, args.format));
+    let fail_on = match args.fail_on {
+        FailOn::Error => lint::Severity::Error,
+        FailOn::Warning => lint::Severity::Warning,
+        FailOn::Info => lint::Severity::Info,
+    };
+    Ok(u8::from(findings.iter().any(|f| f.severity >= fail_on)))
 }
 
 fn print_report(target: &TargetConfig, report: &MigrateReport) {

@@ -38,6 +38,8 @@ pub struct Config {
     pub migrations: crate::migrate::MigrationsConfig,
     pub backup: crate::backup::BackupConfig,
     pub seed: crate::seed::SeedConfig,
+    /// `[lint]`: migration safety rules (`migrate lint`, the `migrate up` gate).
+    pub lint: crate::migrate::lint::LintConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetConfig>,
     /// The file this came from, if any (not a key).
@@ -55,6 +57,7 @@ impl Default for Config {
             migrations: Default::default(),
             backup: Default::default(),
             seed: Default::default(),
+            lint: Default::default(),
             targets: Vec::new(),
             source: None,
         }

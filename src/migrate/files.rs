@@ -43,6 +43,8 @@ pub struct Script {
     pub sql: String,
     pub transactional: bool,
     pub statements: Vec<Statement>,
+    /// PostgreSQL's parser rejected the file (lint and `up` report it).
+    pub syntax_error: Option<split::SyntaxError>,
 }
 
 impl Migration {
@@ -191,18 +193,26 @@ fn parse_file_name(path: &Path) -> Result<(Kind, i64, String)> {
 }
 
 fn read_script(path: &Path) -> Result<Script> {
-    let sql = std::fs::read_to_string(path)
-        .map_err(|e| Error::failed(format!("cannot read {}: {e}", path.display())))?;
-    let script = Script {
-        path: path.to_path_buf(),
-        transactional: !has_no_transaction_marker(&sql),
-        statements: split::split(&sql),
-        sql,
-    };
+    let script = read_any(path)?;
     if script.transactional {
         refuse_transaction_control(&script)?;
     }
     Ok(script)
+}
+
+/// Any SQL file as pgwarden would run it (for `migrate lint FILE…`: no
+/// naming rules, no refusals; lint reports what is wrong).
+pub fn read_any(path: &Path) -> Result<Script> {
+    let sql = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
+    let split = split::split(&sql);
+    Ok(Script {
+        path: path.to_path_buf(),
+        transactional: !has_no_transaction_marker(&sql),
+        statements: split.statements,
+        syntax_error: split.syntax_error,
+        sql,
+    })
 }
 
 /// A COMMIT inside a migration would commit half of it without its history

@@ -18,9 +18,11 @@ pub mod embedded;
 pub mod exec;
 pub mod files;
 pub mod history;
+pub mod lint;
 pub mod plan;
 pub mod session;
 pub mod split;
+pub mod trace;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -232,6 +234,7 @@ pub async fn up(
         if to_apply.is_empty() {
             return Ok(report);
         }
+        gate(config, session, &to_apply).await?;
         guard_production(config, target).await?;
         let incomplete: Vec<i64> = history::incomplete(&session.client)
             .await?
@@ -257,6 +260,73 @@ pub async fn up(
         Ok(report)
     })
     .await
+}
+
+/// The lint gate: refuse the run when what it would apply has a lint error.
+async fn gate(config: &Config, session: &Session, to_apply: &[&Migration]) -> Result<()> {
+    let scripts: Vec<&files::Script> = to_apply.iter().map(|m| &m.up).collect();
+    let findings =
+        lint::run::lint_scripts(&scripts, Some(&session.client), &config.lint, &[]).await?;
+    for f in findings
+        .iter()
+        .filter(|f| f.severity == lint::Severity::Warning)
+    {
+        tracing::warn!(file = %f.file.display(), line = f.line, rule = f.rule, "{}", f.message);
+    }
+    let errors = lint::run::errors(&findings);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(lint::run::refusal(&errors, scripts.len()))
+}
+
+/// What `migrate lint` lints: the given files, or the target's pending
+/// migrations (all with `all`), or without a target every migration file.
+pub async fn lint(
+    config: &Config,
+    target: Option<&TargetConfig>,
+    paths: &[PathBuf],
+    all: bool,
+    allow: &[String],
+) -> Result<(Vec<lint::Finding>, usize)> {
+    lint::run::check_allow(allow)?;
+    let given: Vec<files::Script> = paths
+        .iter()
+        .map(|p| files::read_any(p))
+        .collect::<Result<_>>()?;
+    let migrations = if paths.is_empty() {
+        load(config)?
+    } else {
+        Vec::new()
+    };
+    let session = match target {
+        Some(target) => Some(
+            Session::open(target, &config.migrations)
+                .await
+                .map_err(|e| e.context(format!("target `{}`", target.name)))?,
+        ),
+        None => None,
+    };
+    let applied: BTreeSet<i64> = match (&session, all) {
+        (Some(session), false) => history::read(&session.client)
+            .await?
+            .iter()
+            .map(|r| r.version)
+            .collect(),
+        _ => BTreeSet::new(),
+    };
+    let scripts: Vec<&files::Script> = if paths.is_empty() {
+        migrations
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| &m.up)
+            .collect()
+    } else {
+        given.iter().collect()
+    };
+    let client = session.as_ref().map(|s| &s.client);
+    let findings = lint::run::lint_scripts(&scripts, client, &config.lint, allow).await?;
+    Ok((findings, scripts.len()))
 }
 
 /// Revert applied migrations: the latest one, or all above `options.revision`.

@@ -1,4 +1,4 @@
-//! The deterministic generator: rows of every table in binary COPY format.
+//! The deterministic generator: typed rows of every table, for COPY.
 //!
 //! Rows are generated per *unit* (a user, a path, an achievement), each from
 //! its own random stream ([`Rng::for_row`]), so any range of units can be
@@ -9,12 +9,15 @@
 //! Timestamps are offsets from the plan's anchor, never `now()`.
 
 use std::ops::Range;
+use std::sync::LazyLock;
 
 use uuid::Uuid;
 
-use super::copybin::Rows;
+use serde_json::json;
+
 use super::dataset::*;
 use super::ids::{Kind, Rng, id};
+use super::rows::Rows;
 
 const MINUTE: i64 = 60;
 const HOUR: i64 = 3600;
@@ -193,16 +196,13 @@ fn user_row(plan: &Plan, u: u64, rows: &mut Rows) {
         Some(admin) if u == 0 => &admin.password_hash,
         _ => &plan.user_password_hash,
     };
-    let prefs = format!(
-        r#"{{"theme": "{}", "locale": "{}", "weekly_digest": {}}}"#,
-        user.theme, user.locale, user.digest
-    );
+    let prefs = json!({"theme": user.theme, "locale": user.locale, "weekly_digest": user.digest});
     rows.uuid(user.id)
-        .text(&user.email)
-        .text(&user.display_name)
+        .text(user.email)
+        .text(user.display_name)
         .text(user.role.as_str())
-        .text(hash)
-        .json(&prefs)
+        .text(hash.clone())
+        .json(prefs)
         .bool(user.active)
         .opt_ts(user.last_login)
         .ts(user.created)
@@ -221,13 +221,13 @@ fn achievement_row(plan: &Plan, a: u64, rows: &mut Rows) {
     } else {
         (format!("{code}_{round}"), format!("{title} {}", round + 1))
     };
-    let criteria = format!(r#"{{"event": "{code}", "count": {}}}"#, round + 1);
+    let criteria = json!({"event": code, "count": round + 1});
     let created = plan.anchor - 400 * DAY + a as i64 * MINUTE;
     rows.uuid(id(plan.seed, Kind::Achievement, a))
-        .text(&code)
-        .text(&title)
+        .text(code)
+        .text(title)
         .text(description)
-        .json(&criteria)
+        .json(criteria)
         .int(i64::from(points) * (round as i64 + 1))
         .ts(created)
         .ts(created)
@@ -269,17 +269,14 @@ fn path_row(plan: &Plan, p: u64, rows: &mut Rows) {
         "A {} path in {}: {MODULES_PER_PATH} modules, a quiz after each and a final assessment.",
         path.difficulty, path.subject
     );
-    let metadata = format!(
-        r#"{{"subject": "{}", "language": "en", "estimated_hours": {}}}"#,
-        path.subject,
-        3 + p % 10
-    );
+    let metadata =
+        json!({"subject": path.subject, "language": "en", "estimated_hours": 3 + p % 10});
     rows.uuid(id(plan.seed, Kind::Path, p))
-        .text(&path.title)
-        .text(&description)
+        .text(path.title)
+        .text(description)
         .text(path.difficulty)
         .bool(path.published)
-        .json(&metadata)
+        .json(metadata)
         .uuid(id(plan.seed, Kind::User, plan.author_of(p)))
         .ts(path.created)
         .ts(path.created)
@@ -294,16 +291,15 @@ fn module_rows(plan: &Plan, p: u64, rows: &mut Rows) {
     let created = path(plan, p).created;
     let mut rng = Rng::for_row(plan.seed, Kind::Module, p);
     for m in 0..MODULES_PER_PATH {
-        let content = format!(
-            r#"{{"kind": "{}", "sections": {}}}"#,
-            if m % 2 == 0 { "lesson" } else { "exercise" },
-            rng.between(2, 8)
-        );
+        let content = json!({
+            "kind": if m % 2 == 0 { "lesson" } else { "exercise" },
+            "sections": rng.between(2, 8),
+        });
         rows.uuid(id(plan.seed, Kind::Module, module_index(p, m)))
             .uuid(id(plan.seed, Kind::Path, p))
-            .text(&format!("{}. {}", m + 1, MODULE_TITLES[m as usize]))
+            .text(format!("{}. {}", m + 1, MODULE_TITLES[m as usize]))
             .int(m as i64)
-            .json(&content)
+            .json(content)
             .int(rng.between(15, 60))
             .ts(created + m as i64 * HOUR)
             .ts(created + m as i64 * HOUR)
@@ -319,24 +315,33 @@ fn assessment_index(p: u64, m: u64) -> u64 {
 const QUIZ_MAX: i64 = 10;
 const FINAL_MAX: i64 = 100;
 
+/// Every assessment's questions: built once, shared by every row.
+static QUESTIONS: LazyLock<serde_json::Value> = LazyLock::new(|| {
+    let choices = json!(["A", "B", "C", "D"]);
+    json!([
+        {"prompt": "Question 1", "choices": choices, "answer": 1},
+        {"prompt": "Question 2", "choices": choices, "answer": 3},
+        {"prompt": "Question 3", "choices": ["true", "false"], "answer": 0},
+    ])
+});
+
 fn assessment_rows(plan: &Plan, p: u64, rows: &mut Rows) {
     let path = path(plan, p);
     let created = path.created + DAY;
-    let questions = r#"[{"prompt": "Question 1", "choices": ["A", "B", "C", "D"], "answer": 1}, {"prompt": "Question 2", "choices": ["A", "B", "C", "D"], "answer": 3}, {"prompt": "Question 3", "choices": ["true", "false"], "answer": 0}]"#;
     for m in 0..=MODULES_PER_PATH {
         rows.uuid(id(plan.seed, Kind::Assessment, assessment_index(p, m)));
         if m < MODULES_PER_PATH {
             rows.uuid(id(plan.seed, Kind::Module, module_index(p, m)))
                 .null()
-                .text(&format!("Quiz: {}", MODULE_TITLES[m as usize]))
-                .json(questions)
+                .text(format!("Quiz: {}", MODULE_TITLES[m as usize]))
+                .json_static(&QUESTIONS)
                 .int(QUIZ_MAX)
                 .int(7);
         } else {
             rows.null()
                 .uuid(id(plan.seed, Kind::Path, p))
-                .text(&format!("Final assessment: {}", path.title))
-                .json(questions)
+                .text(format!("Final assessment: {}", path.title))
+                .json_static(&QUESTIONS)
                 .int(FINAL_MAX)
                 .int(70);
         }
@@ -614,11 +619,11 @@ fn notification_rows(plan: &Plan, u: u64, rows: &mut Rows) {
         let created = plan.anchor - rng.below(28 * DAY as u64) as i64;
         let read = rng.chance(55);
         let read_at = read.then(|| (created + rng.between(5 * MINUTE, 2 * DAY)).min(plan.anchor));
-        let payload = format!(r#"{{"title": "{title}", "link": "/inbox/{k}"}}"#);
+        let payload = json!({"title": title, "link": format!("/inbox/{k}")});
         rows.uuid(id(plan.seed, Kind::Notification, u * ROW_STRIDE + k))
             .uuid(id(plan.seed, Kind::User, u))
             .text(kind)
-            .json(&payload)
+            .json(payload)
             .opt_ts(read_at)
             .ts(created)
             .ts(read_at.unwrap_or(created))
@@ -630,18 +635,14 @@ fn audit_rows(plan: &Plan, u: u64, rows: &mut Rows) {
     let user = user(plan, u);
     // The first admin created everyone else; nobody created the first admin.
     let creator = (u != 0).then(|| id(plan.seed, Kind::User, 0));
-    let after = format!(
-        r#"{{"role": "{}", "is_active": {}}}"#,
-        user.role.as_str(),
-        user.active
-    );
+    let after = json!({"role": user.role.as_str(), "is_active": user.active});
     rows.uuid(id(plan.seed, Kind::Audit, u * 2))
         .opt_uuid(creator)
         .text("user.create")
         .text("users")
         .uuid(user.id)
         .null()
-        .json(&after)
+        .json(after)
         .ts(user.created)
         .ts(user.created)
         .end();
@@ -652,8 +653,8 @@ fn audit_rows(plan: &Plan, u: u64, rows: &mut Rows) {
             .text("user.update_preferences")
             .text("users")
             .uuid(user.id)
-            .json(r#"{"theme": "light"}"#)
-            .json(&format!(r#"{{"theme": "{}"}}"#, user.theme))
+            .json(json!({"theme": "light"}))
+            .json(json!({"theme": user.theme}))
             .ts(at)
             .ts(at)
             .end();
@@ -665,10 +666,10 @@ mod tests {
     use super::*;
     use crate::config::Environment;
 
-    fn all_rows(plan: &Plan, table: Table) -> (Vec<u8>, u64) {
+    fn all_rows(plan: &Plan, table: Table) -> Rows {
         let mut rows = Rows::default();
         emit(table, plan, 0..table.units(plan), &mut rows);
-        rows.take()
+        rows
     }
 
     #[test]
@@ -680,8 +681,19 @@ mod tests {
             let units = table.units(&plan);
             emit(table, &plan, 0..units / 3, &mut rows);
             emit(table, &plan, units / 3..units, &mut rows);
-            assert_eq!(whole, rows.take(), "{}", table.name());
-            assert!(whole.1 > 0, "{} is empty", table.name());
+            assert_eq!(whole, rows, "{}", table.name());
+            assert!(!whole.is_empty(), "{} is empty", table.name());
+        }
+    }
+
+    #[test]
+    fn every_row_has_a_value_for_each_column() {
+        let plan = Plan::new(Environment::Development, 42, 1_700_000_000, 1);
+        for table in TABLES {
+            let columns = table.columns().split(", ").count();
+            for row in all_rows(&plan, table).iter() {
+                assert_eq!(row.len(), columns, "{}: {row:?}", table.name());
+            }
         }
     }
 

@@ -3,8 +3,8 @@
 //! One job per module:
 //! - [`dataset`]: what each environment gets (volumes, catalogs);
 //! - [`ids`]: stable ids and the seeded random streams;
-//! - [`generate`]: the deterministic rows of every table, as binary COPY rows;
-//! - [`copybin`]: the binary COPY encoder;
+//! - [`generate`]: the deterministic rows of every table, as typed [`rows`];
+//! - [`rows`]: typed field values, and the two encodings tokio-postgres lacks;
 //! - [`writer`]: COPY into the database (idempotent or fast);
 //! - [`bulk`]: keys and indexes after the data, for `--scale` on empty tables;
 //! - [`stats`], [`clear`]: `seed stats` and `seed clear`;
@@ -29,10 +29,10 @@
 pub mod admin;
 pub mod bulk;
 pub mod clear;
-pub mod copybin;
 pub mod dataset;
 pub mod generate;
 pub mod ids;
+pub mod rows;
 pub mod stats;
 pub mod writer;
 

@@ -1,8 +1,8 @@
 //! The writer: streams generated rows into the database with COPY.
 //!
-//! Generation runs on a blocking thread and hands chunks over a small
-//! channel, so on a two-core machine the generator and the server work at the
-//! same time. Two ways in:
+//! Generation runs on a blocking thread and hands chunks of typed rows over a
+//! small channel; tokio-postgres' `BinaryCopyInWriter` encodes them into a
+//! binary COPY. Three ways in:
 //! - [`Mode::Upsert`] (normal runs): COPY into a temporary table, then
 //!   `INSERT … SELECT … ON CONFLICT DO NOTHING`: rows already there (same
 //!   stable id, or same unique key) are skipped, which makes runs idempotent;
@@ -14,12 +14,15 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::SinkExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_postgres::Transaction;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 
-use super::copybin::{HEADER, Rows, TRAILER};
 use super::dataset::Plan;
 use super::generate::{Table, emit};
+use super::rows::Rows;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,9 +44,9 @@ pub struct Progress {
     pub elapsed: std::time::Duration,
 }
 
-/// Units generated per chunk, and the buffer size that ends a chunk early.
+/// Units generated per chunk, and the number of values that ends a chunk early.
 const CHUNK_UNITS: u64 = 512;
-const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_FIELDS: usize = 1 << 15;
 
 /// Counters shared across the tables of one run.
 pub struct Tracker<'a> {
@@ -118,34 +121,18 @@ async fn copy_rows(
     freeze: bool,
     tracker: &mut Tracker<'_>,
 ) -> Result<u64> {
-    let units = table.units(plan);
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(Bytes, u64, u64)>(4);
-    // The binary stream's header goes first, its trailer last.
-    sender
-        .send((Bytes::from_static(HEADER), 0, 0))
-        .await
-        .map_err(|_| Error::failed("the seed generator stopped"))?;
-    let generator_plan = plan.clone();
-    let generator = tokio::task::spawn_blocking(move || {
-        let mut rows = Rows::default();
-        let mut start = 0;
-        while start < units {
-            let end = (start + CHUNK_UNITS).min(units);
-            emit(table, &generator_plan, start..end, &mut rows);
-            if rows.bytes() >= CHUNK_BYTES || end == units {
-                let (mut bytes, n) = rows.take();
-                if end == units {
-                    bytes.extend_from_slice(TRAILER);
-                }
-                // A closed channel means the COPY failed; its error is reported.
-                if sender.blocking_send((Bytes::from(bytes), end, n)).is_err() {
-                    return;
-                }
-            }
-            start = end;
-        }
-    });
     let context = format!("copying into {}", table.name());
+    // The columns' types as the server has them (enums are per database);
+    // the writer encodes each value for its column's type.
+    let types: Vec<Type> = tx
+        .prepare(&format!("SELECT {} FROM {into}", table.columns()))
+        .await
+        .map_err(|e| db_error(&context, &e))?
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    let (mut receiver, generator) = spawn_generator(plan, table);
     let sink = tx
         .copy_in::<_, Bytes>(&format!(
             "COPY {into} ({}) FROM STDIN (FORMAT binary{})",
@@ -154,12 +141,27 @@ async fn copy_rows(
         ))
         .await
         .map_err(|e| db_error(&context, &e))?;
-    futures::pin_mut!(sink);
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    futures::pin_mut!(writer);
     let units_before = tracker.units_done;
-    while let Some((chunk, units_done, rows)) = receiver.recv().await {
-        sink.send(chunk).await.map_err(|e| db_error(&context, &e))?;
+    while let Some((rows, units_done)) = receiver.recv().await {
+        for row in rows.iter() {
+            // The crate's writer panics on a row of the wrong width.
+            if row.len() != types.len() {
+                return Err(Error::failed(format!(
+                    "{context}: the generator made a row of {} values for {} columns",
+                    row.len(),
+                    types.len()
+                )));
+            }
+            writer
+                .as_mut()
+                .write_raw(row)
+                .await
+                .map_err(|e| db_error(&context, &e))?;
+        }
         tracker.units_done = tracker.units_done.max(units_before + units_done);
-        tracker.rows += rows;
+        tracker.rows += rows.len();
         (tracker.report)(&Progress {
             table: table.name(),
             units_done: tracker.units_done,
@@ -168,11 +170,41 @@ async fn copy_rows(
             elapsed: tracker.started.elapsed(),
         });
     }
-    let copied = sink.finish().await.map_err(|e| db_error(&context, &e))?;
+    // A generator that died must not let a partial COPY through.
     generator
         .await
         .map_err(|e| Error::failed(format!("the seed generator failed: {e}")))?;
-    Ok(copied)
+    writer.finish().await.map_err(|e| db_error(&context, &e))
+}
+
+/// Generate the rows of `table` on a blocking thread, in chunks of
+/// [`CHUNK_UNITS`] units (fewer when they reach [`CHUNK_FIELDS`] values),
+/// each sent with the units done so far: on two cores the generator and the
+/// server work at the same time.
+fn spawn_generator(plan: &Plan, table: Table) -> (mpsc::Receiver<(Rows, u64)>, JoinHandle<()>) {
+    let (sender, receiver) = mpsc::channel(4);
+    let plan = plan.clone();
+    let units = table.units(&plan);
+    let generator = tokio::task::spawn_blocking(move || {
+        let mut rows = Rows::default();
+        let mut start = 0;
+        while start < units {
+            let end = (start + CHUNK_UNITS).min(units);
+            emit(table, &plan, start..end, &mut rows);
+            if rows.fields() >= CHUNK_FIELDS || end == units {
+                let next = Rows::sized_like(&rows);
+                // A closed channel means the COPY failed; its error is reported.
+                if sender
+                    .blocking_send((std::mem::replace(&mut rows, next), end))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            start = end;
+        }
+    });
+    (receiver, generator)
 }
 
 /// A driver error in the operator's words: the server's message, detail and

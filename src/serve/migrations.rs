@@ -80,6 +80,11 @@ async fn run_one(config: &Config, target: &crate::config::TargetConfig, shared: 
     // A panic inside the engine fails this target's run (reported like any
     // failure) instead of silently ending the whole run.
     let options = UpOptions::default();
+    // The gate inside `up` refuses on a lint error; counted here for the metric.
+    if let Ok((findings, _)) = crate::migrate::lint(config, Some(target), &[], false, &[]).await {
+        let errors = crate::migrate::lint::run::errors(&findings).len();
+        shared.update_migration(name, |state| state.lint_errors = Some(errors));
+    }
     let run = std::panic::AssertUnwindSafe(crate::migrate::up(config, target, &options));
     let outcome = run.catch_unwind().await.unwrap_or_else(|panic| {
         Err(crate::error::Error::failed(format!(

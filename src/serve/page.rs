@@ -447,12 +447,16 @@ fn migrations(out: &mut String, state: &MigrationState, now: f64) {
                 .unwrap_or_default()
         ),
     };
+    let lint = state
+        .lint_errors
+        .map_or("not checked yet".into(), |n| n.to_string());
     let _ = write!(
         out,
-        "<h3>Migrations</h3><dl class=\"facts\"><dt>version</dt><dd>{}</dd><dt>pending</dt><dd>{}</dd><dt>last run</dt><dd>{}</dd></dl>",
+        "<h3>Migrations</h3><dl class=\"facts\"><dt>version</dt><dd>{}</dd><dt>pending</dt><dd>{}</dd><dt>last run</dt><dd>{}</dd><dt>lint errors</dt><dd>{}</dd></dl>",
         esc(&version),
         esc(&pending),
-        esc(&last)
+        esc(&last),
+        esc(&lint)
     );
 }
 

@@ -43,6 +43,9 @@ pub struct MigrationState {
     pub last_run_success: Option<bool>,
     /// Unix time that run ended (the status page shows it).
     pub last_run_at: Option<f64>,
+    /// Lint errors in what the last SIGUSR1 run would have applied (it
+    /// refuses when above 0; None: no run yet).
+    pub lint_errors: Option<usize>,
 }
 
 /// When scheduled backups run (for the status page's "next run").
@@ -297,6 +300,16 @@ fn add_migration(families: &mut Families, target: &str, state: &MigrationState) 
                 "migrations_pending",
                 "migrations not yet applied",
                 pending as f64,
+            ),
+        );
+    }
+    if let Some(errors) = state.lint_errors {
+        families.add(
+            target,
+            &Measurement::gauge(
+                "migration_lint_errors",
+                "lint errors that made the last SIGUSR1 migration run refuse (0: it passed the gate)",
+                errors as f64,
             ),
         );
     }
