@@ -32,6 +32,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub log_json: bool,
 
+    /// The Prometheus exporters' spellings: --web.*, --log.*.
+    #[command(flatten)]
+    pub exporter: crate::serve::exporter::ExporterFlags,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -67,6 +71,8 @@ pub struct Context {
     pub config: Config,
     /// How `config` was loaded, so the daemon can load it again on SIGHUP.
     pub options: LoadOptions,
+    /// Flags that beat the file, applied again after a reload.
+    pub exporter: crate::serve::exporter::ExporterFlags,
 }
 
 /// Entry point of the binary. Never panics on bad input: every failure is a
@@ -106,9 +112,14 @@ async fn run(cli: Cli) -> Result<u8> {
         environment: cli.env,
         env: EnvVars::from_process(&cwd)?,
     };
-    let config = Config::load(&options)?;
+    let mut config = Config::load(&options)?;
+    cli.exporter.apply(&mut config)?;
     init_logging(&config, cli.log_json);
-    let ctx = Context { config, options };
+    let ctx = Context {
+        config,
+        options,
+        exporter: cli.exporter,
+    };
     match cli.command {
         Command::Serve(args) => commands::serve::run(&ctx, args).await,
         Command::Migrate(args) => commands::migrate::run(&ctx, args).await,

@@ -20,6 +20,10 @@ mod config_check;
 mod dashboards;
 #[path = "demo.rs"]
 mod demo;
+#[path = "demo_scenario.rs"]
+mod demo_scenario;
+#[path = "exporter_flags.rs"]
+mod exporter_flags;
 #[path = "harness.rs"]
 mod harness;
 #[path = "health.rs"]
@@ -50,6 +54,8 @@ mod serve;
 mod serve_backup;
 #[path = "serve_sigusr1.rs"]
 mod serve_sigusr1;
+#[path = "status_page.rs"]
+mod status_page;
 #[path = "systemd_unit.rs"]
 mod systemd_unit;
 #[path = "thresholds.rs"]

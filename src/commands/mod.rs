@@ -5,6 +5,7 @@ pub mod config;
 pub mod demo;
 pub mod health;
 pub mod migrate;
+mod scenario;
 pub mod schema;
 pub mod seed;
 pub mod serve;

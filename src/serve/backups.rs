@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::state::{MetricSource, Shared};
+use super::state::{BackupPlan, MetricSource, Shared};
 use crate::backup::{BackupConfig, BackupMetrics, schedule};
 use crate::config::{Config, TargetConfig};
 use crate::report::Measurement;
@@ -23,6 +23,7 @@ impl MetricSource for BackupMetrics {
 
 pub struct BackupScheduler {
     metrics: BackupMetrics,
+    shared: Arc<Shared>,
     running: Option<Running>,
 }
 
@@ -43,6 +44,7 @@ impl BackupScheduler {
         shared.add_source(Arc::new(metrics.clone()));
         Self {
             metrics,
+            shared: shared.clone(),
             running: None,
         }
     }
@@ -50,6 +52,11 @@ impl BackupScheduler {
     /// Start the loop for `config`, or keep it when nothing it uses changed.
     pub fn apply(&mut self, config: &Arc<Config>) {
         let key = (config.backup.clone(), backed_up(config));
+        self.shared
+            .set_backup_plan(config.backup.schedule.is_set().then(|| BackupPlan {
+                schedule: config.backup.schedule.clone(),
+                timezone: config.backup.timezone,
+            }));
         if matches!(&self.running, Some(running) if running.key == key) {
             return;
         }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, VARY, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -24,12 +26,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::config::HttpConfig;
+use super::encoding;
 use super::state::Shared;
 use crate::error::{Error, Result};
 
 /// A client gets this long to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What every connection shares: the state to read and the access rules.
 pub struct Web {
@@ -67,19 +69,41 @@ impl Web {
             return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
         }
         match request.uri().path() {
-            "/metrics" => body(StatusCode::OK, METRICS_TYPE, self.shared.metrics()),
+            "/metrics" => self.metrics(request.headers()),
             "/health" => self.health(),
             "/ready" => self.ready(),
             "/" => body(
                 StatusCode::OK,
                 "text/html; charset=utf-8",
-                Bytes::from_static(INDEX),
+                Bytes::from(super::page::render(&self.shared)),
             ),
             _ => text(
                 StatusCode::NOT_FOUND,
                 "not found; try /metrics, /health, /ready\n",
             ),
         }
+    }
+
+    /// The cached body, as OpenMetrics and gzip-compressed when asked.
+    fn metrics(&self, headers: &hyper::HeaderMap) -> Response<Full<Bytes>> {
+        let text = self.shared.metrics();
+        let (content_type, text) = if encoding::wants_openmetrics(headers) {
+            let om = encoding::openmetrics(&String::from_utf8_lossy(&text));
+            (encoding::OPENMETRICS_TYPE, Bytes::from(om))
+        } else {
+            (encoding::PROMETHEUS_TYPE, text)
+        };
+        let gzipped = encoding::wants_gzip(headers)
+            .then(|| encoding::gzip(&text))
+            .flatten();
+        let compressed = gzipped.is_some();
+        let mut response = body(StatusCode::OK, content_type, gzipped.unwrap_or(text));
+        let headers = response.headers_mut();
+        headers.insert(VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+        if compressed {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
     }
 
     fn health(&self) -> Response<Full<Bytes>> {
@@ -107,17 +131,6 @@ impl Web {
         }
     }
 }
-
-const INDEX: &[u8] = b"<!doctype html>
-<html><head><title>pgwarden</title></head><body>
-<h1>pgwarden</h1>
-<ul>
-<li><a href=\"/metrics\">/metrics</a> - Prometheus metrics</li>
-<li><a href=\"/health\">/health</a> - the last report as JSON (503 when a target is unhealthy)</li>
-<li><a href=\"/ready\">/ready</a> - 200 once every target finished its first cycle</li>
-</ul>
-</body></html>
-";
 
 fn body(status: StatusCode, content_type: &'static str, bytes: Bytes) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(bytes));

@@ -105,11 +105,15 @@ async fn run_one(config: &Config, target: &crate::config::TargetConfig, shared: 
                 state.version = report.current_version;
                 state.pending = Some(report.pending);
                 state.last_run_success = Some(true);
+                state.last_run_at = Some(super::collector::unix_now());
             });
         }
         Err(e) => {
             tracing::error!(target = name, "migration run failed: {e}");
-            shared.update_migration(name, |state| state.last_run_success = Some(false));
+            shared.update_migration(name, |state| {
+                state.last_run_success = Some(false);
+                state.last_run_at = Some(super::collector::unix_now());
+            });
             refresh_migration_status(config, target, shared).await;
         }
     }

@@ -16,10 +16,14 @@
 mod backups;
 mod collector;
 mod config;
+mod encoding;
+pub mod exporter;
+mod history;
 pub(crate) mod http;
 mod metrics;
 mod migrations;
 pub mod notify;
+mod page;
 mod state;
 
 use std::net::SocketAddr;

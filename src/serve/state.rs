@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use prometheus::core::Collector;
 
+use super::history::{History, Sample};
 use super::metrics::Families;
 use crate::report::{Measurement, Overall, Report, TargetReport};
 
@@ -40,9 +41,18 @@ pub struct MigrationState {
     pub pending: Option<usize>,
     /// Outcome of the last SIGUSR1 run (None: no run yet).
     pub last_run_success: Option<bool>,
+    /// Unix time that run ended (the status page shows it).
+    pub last_run_at: Option<f64>,
     /// Lint errors in what the last SIGUSR1 run would have applied (it
     /// refuses when above 0; None: no run yet).
     pub lint_errors: Option<usize>,
+}
+
+/// When scheduled backups run (for the status page's "next run").
+#[derive(Clone, Debug)]
+pub struct BackupPlan {
+    pub schedule: crate::backup::schedule::CronSchedule,
+    pub timezone: crate::backup::schedule::TimeZone,
 }
 
 pub struct Shared {
@@ -57,6 +67,9 @@ pub struct Shared {
     /// Bumped on every change, so the cached body knows it is stale.
     generation: AtomicU64,
     cache: Mutex<Option<Cached>>,
+    /// Recent cycles' key numbers, for the status page's charts.
+    history: Mutex<History>,
+    backup_plan: RwLock<Option<BackupPlan>>,
     process: prometheus::process_collector::ProcessCollector,
 }
 
@@ -77,6 +90,8 @@ impl Shared {
             restarts: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             cache: Mutex::new(None),
+            history: Mutex::new(History::default()),
+            backup_plan: RwLock::new(None),
             process: prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
                 "pgwarden",
@@ -90,6 +105,7 @@ impl Shared {
 
     /// A collector finished a cycle.
     pub fn publish(&self, report: TargetReport) {
+        lock(&self.history).record(&report);
         let mut reports = write(&self.reports);
         if let Some(slot) = reports.iter_mut().find(|(name, _)| *name == report.target) {
             slot.1 = Some(report);
@@ -109,6 +125,7 @@ impl Shared {
         drop(reports);
         *write(&self.environment) = environment.to_string();
         lock(&self.migrations).retain(|name, _| targets.contains(name));
+        lock(&self.history).retain(targets);
         self.changed();
     }
 
@@ -139,6 +156,34 @@ impl Shared {
     pub fn add_source(&self, source: Arc<dyn MetricSource>) {
         write(&self.sources).push(source);
         self.changed();
+    }
+
+    /// A target's samples since `since` (Unix seconds), oldest first.
+    pub fn history(&self, target: &str, since: f64) -> Vec<Sample> {
+        lock(&self.history).since(target, since)
+    }
+
+    pub fn set_backup_plan(&self, plan: Option<BackupPlan>) {
+        *write(&self.backup_plan) = plan;
+    }
+
+    pub fn backup_plan(&self) -> Option<BackupPlan> {
+        read(&self.backup_plan).clone()
+    }
+
+    /// Every target's configured name and last report (None before its first cycle).
+    pub fn targets(&self) -> Vec<(String, Option<TargetReport>)> {
+        read(&self.reports).clone()
+    }
+
+    /// What the extra sources (backups) measure for `target`.
+    pub fn source_measurements(&self, target: &str) -> Vec<Measurement> {
+        read(&self.sources)
+            .iter()
+            .flat_map(|s| s.measurements())
+            .filter(|(t, _)| t == target)
+            .map(|(_, m)| m)
+            .collect()
     }
 
     /// Targets whose first cycle has not finished yet.
