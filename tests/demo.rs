@@ -21,14 +21,16 @@ fn demo_serves_a_throwaway_database_and_removes_it_on_ctrl_c() {
         "pgwarden.toml",
         &format!("[http]\nlisten = \"{addr}\"\n[checks]\ninterval = \"1s\"\n"),
     );
-    let mut child = pgwarden(dir.path())
-        .arg("--config")
-        .arg(&config)
-        .arg("demo")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Interrupted(
+        pgwarden(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("demo")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let (lines_tx, lines) = mpsc::channel();
     for stream in [
         Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::serve_support::{free_addr, http_get};
-use crate::support::{pgwarden, workdir, write_file};
+use crate::support::{Interrupted, pgwarden, workdir, write_file};
 
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> Option<String>) {
     let deadline = Instant::now() + timeout;
@@ -32,14 +32,16 @@ fn the_scenario_demo_shows_warnings_fires_an_alert_and_cleans_up_on_ctrl_c() {
         "pgwarden.toml",
         &format!("[http]\nlisten = \"{addr}\"\n[checks]\ninterval = \"1s\"\n"),
     );
-    let mut child = pgwarden(dir.path())
-        .arg("--config")
-        .arg(&config)
-        .args(["demo", "--scenario", "--prometheus"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = Interrupted(
+        pgwarden(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .args(["demo", "--scenario", "--prometheus"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, lines) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {

@@ -213,3 +213,38 @@ pub fn wait_for_pg_dump_blocked(url: &pgwarden::dburl::DbUrl) {
         )
         .unwrap();
 }
+
+/// A child process (such as `pgwarden demo`) that a failing test must not
+/// leave running: dropped while it still runs, it gets SIGINT (so it removes
+/// what it made) and, if it has not ended within 10 s, SIGKILL. Derefs to
+/// the [`std::process::Child`].
+pub struct Interrupted(pub std::process::Child);
+
+impl std::ops::Deref for Interrupted {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Interrupted {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
