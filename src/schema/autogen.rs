@@ -131,11 +131,17 @@ fn copy_migrations(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The up/down pair, and a second non-transactional pair for the
-/// concurrently built indexes (applied after, reverted before).
+/// The up/down pair; before it, a pair of its own for new enum values (a
+/// value added in a transaction cannot be used before it commits); after
+/// it, a non-transactional pair for the concurrently built indexes,
+/// re-runnable (`IF NOT EXISTS`) should one fail midway. What is written
+/// passes `migrate lint` by construction (a test holds it to that).
 fn write_files(dir: &Path, message: &str, up: &Diff, down: &Diff) -> Result<Vec<PathBuf>> {
     let (concurrent, transactional): (Vec<&Statement>, Vec<&Statement>) =
         up.statements.iter().partition(|s| s.no_transaction);
+    let (enum_values, transactional): (Vec<&Statement>, Vec<&Statement>) = transactional
+        .into_iter()
+        .partition(|s| adds_enum_value(&s.sql));
     let index_names: Vec<String> = concurrent
         .iter()
         .filter_map(|s| index_name(&s.sql))
@@ -151,6 +157,15 @@ fn write_files(dir: &Path, message: &str, up: &Diff, down: &Diff) -> Result<Vec<
     let other_drops: Vec<&Statement> = other_drops.iter().collect();
     let mut written = Vec::new();
     let now = Utc::now();
+    if !enum_values.is_empty() {
+        let title = format!("{message} (enum values)");
+        let (u, d) = files::create(dir, &title, now)?;
+        write(&u, &header(&title, "", &enum_values))?;
+        // Nothing to undo here: the next migration's down script recreates
+        // the types without the values (PostgreSQL cannot drop one in place).
+        write(&d, &header(&format!("reverts: {title}"), "", &[]))?;
+        written.extend([u, d]);
+    }
     if !transactional.is_empty() || !other_drops.is_empty() {
         let (u, d) = files::create(dir, message, now)?;
         write(&u, &header(message, "", &transactional))?;
@@ -167,11 +182,25 @@ fn write_files(dir: &Path, message: &str, up: &Diff, down: &Diff) -> Result<Vec<
         let concurrent_drops: Vec<Statement> = index_drops
             .iter()
             .map(|s| Statement {
-                sql: s.sql.replacen("DROP INDEX ", "DROP INDEX CONCURRENTLY ", 1),
+                sql: s
+                    .sql
+                    .replacen("DROP INDEX ", "DROP INDEX CONCURRENTLY IF EXISTS ", 1),
                 ..(*s).clone()
             })
             .collect();
-        write(&u, &header(&title, &marker, &concurrent))?;
+        let creates: Vec<Statement> = concurrent
+            .iter()
+            .map(|s| Statement {
+                sql: s
+                    .sql
+                    .replacen(" CONCURRENTLY ", " CONCURRENTLY IF NOT EXISTS ", 1),
+                ..(*s).clone()
+            })
+            .collect();
+        write(
+            &u,
+            &header(&title, &marker, &creates.iter().collect::<Vec<_>>()),
+        )?;
         write(
             &d,
             &header(
@@ -183,6 +212,10 @@ fn write_files(dir: &Path, message: &str, up: &Diff, down: &Diff) -> Result<Vec<
         written.extend([u, d]);
     }
     Ok(written)
+}
+
+fn adds_enum_value(sql: &str) -> bool {
+    sql.starts_with("ALTER TYPE ") && sql.contains(" ADD VALUE ")
 }
 
 fn in_transaction(s: &Statement) -> Statement {

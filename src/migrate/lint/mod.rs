@@ -293,10 +293,15 @@ pub struct State {
 pub struct Stmt<'a> {
     pub node: &'a NodeEnum,
     pub transactional: bool,
-    /// The file's last statement.
-    pub last: bool,
+    /// Nothing but more `ALTER TYPE … ADD VALUE`s follows it in its file
+    /// (none of which can use a value added before it).
+    pub only_enum_values_follow: bool,
     /// Its source text (the parse tree has identifiers already truncated).
     pub text: &'a str,
+}
+
+fn adds_enum_value(node: &NodeEnum) -> bool {
+    matches!(node, NodeEnum::AlterEnumStmt(e) if !e.new_val.is_empty())
 }
 
 /// Every rule on every statement of the set, in order.
@@ -335,7 +340,9 @@ fn analyze_file(input: &Input, state: &mut State, out: &mut Vec<RawFinding>) {
         let stmt = Stmt {
             node,
             transactional: input.transactional,
-            last: index + 1 == input.statements.len(),
+            only_enum_values_follow: input.statements[index + 1..]
+                .iter()
+                .all(|s| s.node.as_ref().is_none_or(adds_enum_value)),
             text: statement.code(),
         };
         let mut hits = Vec::new();

@@ -43,7 +43,7 @@ pub fn check(s: &Stmt, _state: &State, out: &mut Vec<Hit>) {
                 "transaction control in a transactional migration",
             ));
         }
-        NodeEnum::AlterEnumStmt(e) if !e.new_val.is_empty() && !s.last => {
+        NodeEnum::AlterEnumStmt(e) if !e.new_val.is_empty() && !s.only_enum_values_follow => {
             let name = ast::strings(&e.type_name).join(".");
             out.push(Hit::new(&ENUM_ADD_VALUE, None, format!("ALTER TYPE {name} ADD VALUE '{}' followed by other statements in the same transaction", e.new_val)));
         }

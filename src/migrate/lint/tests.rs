@@ -240,7 +240,7 @@ const CASES: &[(&str, &str, &str, bool)] = &[
     (
         "enum-add-value-in-transaction",
         "ALTER TYPE mood ADD VALUE 'meh'; INSERT INTO t VALUES ('meh')",
-        "ALTER TYPE mood ADD VALUE 'meh'",
+        "ALTER TYPE mood ADD VALUE 'meh'; ALTER TYPE mood ADD VALUE 'bof'",
         true,
     ),
     (
