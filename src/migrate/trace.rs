@@ -72,16 +72,11 @@ pub async fn trace(config: &Config, target: &TargetConfig) -> Result<Vec<TracedS
         return Ok(Vec::new());
     }
     let schema = dump_schema(config, target).await?;
-    let cluster = tokio::task::spawn_blocking(crate::cluster::Cluster::start)
-        .await
-        .map_err(|e| Error::failed(format!("starting the scratch cluster: {e}")))??;
-    let scratch = restore(&cluster, &schema).await?;
-    let mut traced = Vec::new();
-    for migration in pending {
-        if !apply(&scratch, &migration.up, &mut traced).await? {
-            break;
-        }
-    }
+    // On schema.dev_url when set, else in a throwaway local cluster.
+    let mut provider = crate::schema::scratch::Scratch::new(config);
+    let traced = trace_on(&mut provider, &schema, &pending).await;
+    provider.close().await;
+    let mut traced = traced?;
     let names: Vec<String> = traced
         .iter()
         .flat_map(|t| t.locks.iter().map(|l| l.relation.clone()))
@@ -92,9 +87,23 @@ pub async fn trace(config: &Config, target: &TargetConfig) -> Result<Vec<TracedS
     for t in &mut traced {
         t.production = production(t, &sizes);
     }
-    // Sessions first, so the cluster's shutdown cuts no connection.
-    drop(scratch);
-    drop(cluster);
+    Ok(traced)
+}
+
+/// Restore `schema` into a new scratch database and apply `pending` there,
+/// statement by statement; its sessions end before the database goes.
+async fn trace_on(
+    provider: &mut crate::schema::scratch::Scratch,
+    schema: &str,
+    pending: &[&Migration],
+) -> Result<Vec<TracedStatement>> {
+    let scratch = restore(&provider.database().await?, schema).await?;
+    let mut traced = Vec::new();
+    for migration in pending {
+        if !apply(&scratch, &migration.up, &mut traced).await? {
+            break;
+        }
+    }
     Ok(traced)
 }
 
@@ -116,29 +125,22 @@ async fn dump_schema(config: &Config, target: &TargetConfig) -> Result<String> {
         .join("\n"))
 }
 
-/// A database `scratch` in the throwaway cluster holding the schema; the session for the migrations.
-async fn restore(cluster: &crate::cluster::Cluster, schema: &str) -> Result<Scratch> {
-    let url = cluster.url();
-    let admin = connect(&url).await?;
-    admin
-        .batch_execute("CREATE DATABASE scratch")
-        .await
-        .map_err(|e| Error::failed(format!("creating the scratch database: {}", db_message(&e))))?;
-    let url = cluster.url_for("scratch");
-    let loader = connect(&url).await?;
+/// The scratch database `url` loaded with the schema; the sessions for the migrations.
+async fn restore(url: &crate::dburl::DbUrl, schema: &str) -> Result<Scratch> {
+    let loader = connect(url).await?;
     loader.batch_execute(schema).await.map_err(|e| {
         Error::failed(format!(
             "restoring the target's schema into the scratch copy: {}",
             db_message(&e)
         ))
     })?;
-    let client = connect(&url).await?;
-    let watcher = connect(&url).await?;
-    let pid: i32 = client
+    let client = connect(url).await?;
+    let watcher = connect(url).await?;
+    let row = client
         .query_one("SELECT pg_backend_pid()", &[])
         .await
-        .map_err(|e| Error::failed(format!("scratch copy: {}", db_message(&e))))?
-        .get(0);
+        .map_err(|e| Error::failed(format!("scratch copy: {}", db_message(&e))))?;
+    let pid: i32 = crate::checks::rows::value(&row, 0, "the scratch session's pid")?;
     Ok(Scratch {
         client,
         watcher,
