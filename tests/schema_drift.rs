@@ -85,7 +85,7 @@ fn the_daemon_counts_drifted_objects_within_one_interval() {
     let db = shared().create_database().unwrap();
     let addr = free_addr();
     let config = format!(
-        "[http]\nlisten = \"{addr}\"\n[schema]\ndrift_interval = \"1s\"\n{}{}",
+        "[http]\nlisten = \"{addr}\"\n[checks]\ninterval = \"1s\"\n[schema]\ndrift_interval = \"1s\"\n{}{}",
         target("main", db.expose(), "migrate = true"),
         target(
             "unmigrated",

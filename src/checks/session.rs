@@ -54,7 +54,8 @@ impl Session {
         Ok(session)
     }
 
-    fn client(&self) -> &Object {
+    /// The session's connection (inside its read-only transaction).
+    pub fn client(&self) -> &Object {
         self.client.as_ref().expect("present until drop")
     }
 

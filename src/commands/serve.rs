@@ -22,15 +22,6 @@ pub async fn run(ctx: &Context, _args: Args) -> Result<u8> {
     });
     let daemon = Daemon::bind(ctx.config.clone(), loader).await?;
     tracing::info!("metrics at {}/metrics", daemon.base_url());
-    // Drift against the fingerprint recorded at each migration (targets as at start).
-    let drift = crate::schema::drift::DriftMetrics::default();
-    daemon.add_source(std::sync::Arc::new(drift.clone()));
-    let watcher = crate::schema::drift::enabled(&ctx.config)
-        .then(|| tokio::spawn(crate::schema::drift::watch(ctx.config.clone(), drift)));
-    let outcome = daemon.run().await;
-    if let Some(watcher) = watcher {
-        watcher.abort();
-    }
-    outcome?;
+    daemon.run().await?;
     Ok(0)
 }

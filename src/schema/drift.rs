@@ -8,7 +8,6 @@
 //! (`pgwarden_schema_drift_objects`).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
@@ -19,7 +18,6 @@ use super::scratch::Scratch;
 use crate::config::{Config, TargetConfig};
 use crate::error::{Error, Result};
 use crate::migrate::session::db_message;
-use crate::report::Measurement;
 
 /// Where the fingerprint is kept, beside the migration history.
 pub const FINGERPRINT_TABLE: &str = "pgwarden_schema_fingerprint";
@@ -195,79 +193,7 @@ pub async fn against_migrations(config: &Config, target: &TargetConfig) -> Resul
     })
 }
 
-/// The daemon's drift metric, per target with a recorded fingerprint.
-#[derive(Clone, Default)]
-pub struct DriftMetrics(Arc<Mutex<BTreeMap<String, usize>>>);
-
-impl DriftMetrics {
-    pub fn measurements(&self) -> Vec<(String, Measurement)> {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.iter()
-            .map(|(target, n)| {
-                (
-                    target.clone(),
-                    Measurement::gauge(
-                        "schema_drift_objects",
-                        "Objects changed out of band since pgwarden last migrated the target",
-                        *n as f64,
-                    ),
-                )
-            })
-            .collect()
-    }
-
-    fn set(&self, target: &str, value: Option<usize>) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match value {
-            Some(n) => map.insert(target.to_string(), n),
-            None => map.remove(target),
-        };
-    }
-}
-
-impl crate::serve::MetricSource for DriftMetrics {
-    fn measurements(&self) -> Vec<(String, Measurement)> {
-        DriftMetrics::measurements(self)
-    }
-}
-
 /// Whether the daemon watches for drift (and migrations record fingerprints).
 pub fn enabled(config: &Config) -> bool {
     !config.schema.drift_interval.get().is_zero()
-}
-
-/// Compare every target with its fingerprint, every `schema.drift_interval`.
-pub async fn watch(config: Config, metrics: DriftMetrics) {
-    let mut ticker = tokio::time::interval(
-        config
-            .schema
-            .drift_interval
-            .get()
-            .max(std::time::Duration::from_secs(1)),
-    );
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        for target in &config.targets {
-            let outcome = async {
-                let client = crate::pool::connect_direct(target).await?;
-                against_fingerprint(&client).await
-            }
-            .await;
-            match outcome {
-                Ok(found) => {
-                    if let Some(changes) = found.as_ref().filter(|c| !c.is_empty()) {
-                        tracing::warn!(
-                            target = %target.name,
-                            objects = changes.len(),
-                            "schema drift: objects changed since pgwarden last migrated this target; see `pgwarden migrate drift`"
-                        );
-                    }
-                    metrics.set(target.name.as_str(), found.map(|c| c.len()));
-                }
-                // The health checks report an unreachable target; keep the last value.
-                Err(e) => tracing::debug!(target = %target.name, "drift check skipped: {e}"),
-            }
-        }
-    }
 }

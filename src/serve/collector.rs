@@ -128,6 +128,7 @@ async fn collect(config: Arc<Config>, target: TargetConfig, shared: Arc<Shared>)
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut log = ProblemLog::default();
+    let mut drift = DriftWatch::new(&config);
     let mut migration_status_known = !target.migrate;
     loop {
         ticker.tick().await;
@@ -157,7 +158,78 @@ async fn collect(config: Arc<Config>, target: TargetConfig, shared: Arc<Shared>)
         if up && !migration_status_known {
             migration_status_known = refresh_migration_status(&config, &target, &shared).await;
         }
+        if let (true, Some(checker)) = (up, checker.as_ref()) {
+            let (pooled, checks) = (checker.target().clone(), checker.config().clone());
+            drift.tick(&pooled, &checks, &shared).await;
+        }
     }
+}
+
+/// Drift against the fingerprint pgwarden recorded when it last migrated the
+/// target (see `schema::drift`), every `schema.drift_interval`: on a pooled,
+/// read-only session with the checks' timeouts, so it costs the server no
+/// connection of its own, and it lives and dies with the collector.
+struct DriftWatch {
+    every: Option<Duration>,
+    last: Option<Instant>,
+    objects: Option<usize>,
+}
+
+impl DriftWatch {
+    fn new(config: &Config) -> Self {
+        let every =
+            crate::schema::drift::enabled(config).then(|| config.schema.drift_interval.get());
+        Self {
+            every,
+            last: None,
+            objects: None,
+        }
+    }
+
+    async fn tick(&mut self, pooled: &crate::pool::Target, checks: &ChecksConfig, shared: &Shared) {
+        let Some(every) = self.every else {
+            return;
+        };
+        if self.last.is_some_and(|at| at.elapsed() < every) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let target = pooled.name();
+        match drift_objects(pooled, checks).await {
+            Ok(found) => {
+                if found != self.objects && found.is_some_and(|n| n > 0) {
+                    tracing::warn!(
+                        target,
+                        objects = found,
+                        "schema drift: objects changed since pgwarden last migrated this target; see `pgwarden migrate drift`"
+                    );
+                }
+                self.objects = found;
+                shared.update_migration(target, |state| state.drift_objects = found);
+            }
+            // The checks report a sick target; the last value stays.
+            Err(e) => tracing::debug!(target, "drift check skipped: {e}"),
+        }
+    }
+}
+
+async fn drift_objects(
+    target: &crate::pool::Target,
+    checks: &ChecksConfig,
+) -> Result<Option<usize>, String> {
+    let timeout = checks.timeout.get();
+    let bound = 2 * timeout + target.config.pool_timeout.get() + Duration::from_secs(1);
+    let compare = async {
+        let session = crate::checks::Session::open(&target.pool, &target.config, timeout).await?;
+        let found = crate::schema::drift::against_fingerprint(session.client())
+            .await
+            .map_err(|e| e.to_string())?;
+        session.finish().await;
+        Ok(found.map(|changes| changes.len()))
+    };
+    tokio::time::timeout(bound, compare)
+        .await
+        .unwrap_or_else(|_| Err(format!("timed out after {bound:?}")))
 }
 
 fn down(name: &str, started: Instant, error: String) -> TargetReport {

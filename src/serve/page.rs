@@ -450,13 +450,19 @@ fn migrations(out: &mut String, state: &MigrationState, now: f64) {
     let lint = state
         .lint_errors
         .map_or("not checked yet".into(), |n| n.to_string());
+    let drift = match state.drift_objects {
+        None => "not watched (schema.drift_interval)".to_string(),
+        Some(0) => "✓ none".to_string(),
+        Some(n) => format!("▲ {n} object(s) changed out of band: pgwarden migrate drift"),
+    };
     let _ = write!(
         out,
-        "<h3>Migrations</h3><dl class=\"facts\"><dt>version</dt><dd>{}</dd><dt>pending</dt><dd>{}</dd><dt>last run</dt><dd>{}</dd><dt>lint errors</dt><dd>{}</dd></dl>",
+        "<h3>Migrations</h3><dl class=\"facts\"><dt>version</dt><dd>{}</dd><dt>pending</dt><dd>{}</dd><dt>last run</dt><dd>{}</dd><dt>lint errors</dt><dd>{}</dd><dt>drift</dt><dd>{}</dd></dl>",
         esc(&version),
         esc(&pending),
         esc(&last),
-        esc(&lint)
+        esc(&lint),
+        esc(&drift)
     );
 }
 
@@ -588,6 +594,7 @@ mod tests {
         shared.update_migration("db", |m| {
             m.version = Some(20240901000000);
             m.pending = Some(2);
+            m.drift_objects = Some(3);
         });
         let check = |name: &str, status, details| CheckResult {
             check: name.into(),
@@ -632,6 +639,7 @@ mod tests {
         assert!(page.contains("<dt>last good</dt><dd>none yet</dd>"));
         assert!(page.contains("<dt>next run</dt><dd>not scheduled</dd>"));
         assert!(page.contains("<dt>pending</dt><dd>2</dd>"));
+        assert!(page.contains("▲ 3 object(s) changed out of band"), "{page}");
         assert!(page.contains("data-target=\"later\"") && page.contains("… waiting"));
         assert!(
             page.contains("▲</span> degraded"),

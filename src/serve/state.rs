@@ -43,6 +43,9 @@ pub struct MigrationState {
     pub last_run_success: Option<bool>,
     /// Unix time that run ended (the status page shows it).
     pub last_run_at: Option<f64>,
+    /// Objects changed out of band since pgwarden last migrated the target
+    /// (`schema.drift_interval`; None: not watched, or never migrated by pgwarden).
+    pub drift_objects: Option<usize>,
     /// Lint errors in what the last SIGUSR1 run would have applied (it
     /// refuses when above 0; None: no run yet).
     pub lint_errors: Option<usize>,
@@ -300,6 +303,16 @@ fn add_migration(families: &mut Families, target: &str, state: &MigrationState) 
                 "migrations_pending",
                 "migrations not yet applied",
                 pending as f64,
+            ),
+        );
+    }
+    if let Some(objects) = state.drift_objects {
+        families.add(
+            target,
+            &Measurement::gauge(
+                "schema_drift_objects",
+                "Objects changed out of band since pgwarden last migrated the target",
+                objects as f64,
             ),
         );
     }
