@@ -652,6 +652,27 @@ fn triggers_sql() -> String {
 }
 
 fn add_triggers(b: &mut Builder, rows: &[Row]) -> Result<()> {
+    add_on_tables(
+        b,
+        rows,
+        Kind::Trigger,
+        "TRIGGER",
+        "pg_trigger",
+        |_, _, def| def.to_string(),
+    )
+}
+
+/// Objects that hang off a table, read as (oid, table oid, quoted name,
+/// definition): triggers and policies. `create` turns (name, table, definition)
+/// into the CREATE statement; the object is dropped `DROP {word} name ON table`.
+fn add_on_tables(
+    b: &mut Builder,
+    rows: &[Row],
+    kind: Kind,
+    word: &str,
+    catalog: &str,
+    create: impl Fn(&str, &str, &str) -> String,
+) -> Result<()> {
     for row in rows {
         let oid: u32 = read(row, 0)?;
         let Some((table_key, tq)) = b.relations.get(&read::<u32>(row, 1)?).cloned() else {
@@ -660,15 +681,15 @@ fn add_triggers(b: &mut Builder, rows: &[Row]) -> Result<()> {
         let name: String = read(row, 2)?;
         let def: String = read(row, 3)?;
         let mut o = object(
-            Kind::Trigger,
+            kind,
             &format!("{tq}.{name}"),
             Some(table_key),
-            format!("TRIGGER {name} ON {tq}"),
+            format!("{word} {name} ON {tq}"),
         );
-        o.def = def.clone();
-        o.create = vec![def];
-        o.drop = vec![format!("DROP TRIGGER {name} ON {tq}")];
-        b.add(Some(("pg_trigger".into(), oid, 0)), o);
+        o.create = vec![create(&name, &tq, &def)];
+        o.def = def;
+        o.drop = vec![format!("DROP {word} {name} ON {tq}")];
+        b.add(Some((catalog.into(), oid, 0)), o);
     }
     Ok(())
 }
@@ -688,25 +709,14 @@ fn policies_sql() -> String {
 }
 
 fn add_policies(b: &mut Builder, rows: &[Row]) -> Result<()> {
-    for row in rows {
-        let oid: u32 = read(row, 0)?;
-        let Some((table_key, tq)) = b.relations.get(&read::<u32>(row, 1)?).cloned() else {
-            continue;
-        };
-        let name: String = read(row, 2)?;
-        let def: String = read(row, 3)?;
-        let mut o = object(
-            Kind::Policy,
-            &format!("{tq}.{name}"),
-            Some(table_key),
-            format!("POLICY {name} ON {tq}"),
-        );
-        o.create = vec![format!("CREATE POLICY {name} ON {tq} {def}")];
-        o.def = def;
-        o.drop = vec![format!("DROP POLICY {name} ON {tq}")];
-        b.add(Some(("pg_policy".into(), oid, 0)), o);
-    }
-    Ok(())
+    add_on_tables(
+        b,
+        rows,
+        Kind::Policy,
+        "POLICY",
+        "pg_policy",
+        |name, tq, def| format!("CREATE POLICY {name} ON {tq} {def}"),
+    )
 }
 
 fn comments_sql() -> String {
