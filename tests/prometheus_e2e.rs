@@ -27,6 +27,7 @@ fn prepare_primary(primary: &Cluster) {
             "postgres",
             "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
              SELECT pg_create_physical_replication_slot('e2e_slot', true);
+             SELECT pg_switch_wal();
              CREATE TABLE items (id serial PRIMARY KEY, name text);
              INSERT INTO items (name) SELECT 'item ' || g FROM generate_series(1, 5000) g;
              CREATE INDEX items_name ON items (name);
@@ -34,6 +35,45 @@ fn prepare_primary(primary: &Cluster) {
              SELECT count(*) FROM items;",
         )
         .expect("prepare the primary");
+}
+
+/// SQL run on a cluster every 300 ms, through psql, until dropped.
+struct Workload {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Workload {
+    fn start(cluster: &Cluster, sql: &str) -> Workload {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, psql, url, sql) = (
+            stop.clone(),
+            cluster.bin_dir().join("psql"),
+            cluster.url().expose().to_string(),
+            sql.to_string(),
+        );
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::process::Command::new(&psql)
+                    .args([url.as_str(), "-qAtc", sql.as_str()])
+                    .output();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        Workload {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn pgwarden_ok(workdir: &Path, config: &Path, args: &[&str]) {
@@ -53,8 +93,14 @@ fn pgwarden_ok(workdir: &Path, config: &Path, args: &[&str]) {
 
 #[test]
 fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_target_down() {
+    // Archiving on (to a command that always succeeds) and a bound on the
+    // WAL slots keep, so the archiver and safe_wal_size series exist.
     let primary = own_cluster(
-        &ClusterOptions::default().setting("shared_preload_libraries", "pg_stat_statements"),
+        &ClusterOptions::default()
+            .setting("shared_preload_libraries", "pg_stat_statements")
+            .setting("archive_mode", "on")
+            .setting("archive_command", "true")
+            .setting("max_slot_wal_keep_size", "1GB"),
     );
     let standby = primary.start_replica().expect("start a standby");
     prepare_primary(&primary);
@@ -67,6 +113,7 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
         &format!(
             "[http]\nlisten = \"127.0.0.1:{pgwarden_port}\"\n\n\
              [checks]\ninterval = \"1s\"\n\n\
+             [schema]\ndrift_interval = \"1s\"\n\n\
              [backup]\nschedule = \"*/5 * * * * *\"\n\n\
              [[targets]]\nname = \"primary\"\nurl = \"{}\"\nexpected_replicas = 1\nmigrate = true\nbackup = true\n\n\
              [[targets]]\nname = \"standby\"\nurl = \"{}\"\n",
@@ -108,6 +155,10 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
         unsafe { libc::kill(serve.child.id() as i32, libc::SIGUSR1) },
         0
     );
+
+    // The application: block reads for the interval hit ratio (pgwarden's
+    // own no longer count), checkpoints for the requested-checkpoint share.
+    let _workload = Workload::start(&primary, "SELECT count(*) FROM items; CHECKPOINT;");
 
     let prom_dir = workdir();
     let (_prometheus, prom) = start_prometheus(prom_dir.path(), pgwarden_port);

@@ -69,7 +69,7 @@ fn a_locked_catalog_never_costs_more_than_the_pool_plus_one_backend() {
                 samples.join("\n")
             );
             assert!(
-                sample.free_cycle_age < 5.0,
+                sample.free_cycle_age < 10.0,
                 "the other target stopped cycling: {seen}\n{}",
                 serve.log()
             );
@@ -93,11 +93,12 @@ fn a_locked_catalog_never_costs_more_than_the_pool_plus_one_backend() {
     });
 
     // Released: within one interval (plus the cycle in flight, whose checks
-    // may still be waiting out their 2 s timeout), every check is back.
+    // may still be waiting out their 2 s timeout, and slack for a busy
+    // machine), every check is back.
     let released = collector_now();
     serve.wait_metrics(
         "the locked target to recover",
-        Duration::from_secs(5),
+        Duration::from_secs(8),
         |scrape| {
             value(scrape, "pgwarden_up", &[("target", "locked")]) == Some(1.0)
                 && value(
