@@ -31,7 +31,11 @@ struct Pair {
 
 /// Alerts with no check threshold behind them, and why: a new alert must be
 /// added either here or to `pairs()`, so none is forgotten.
-const NOT_CHECK_THRESHOLDS: [(&str, &str); 14] = [
+const NOT_CHECK_THRESHOLDS: [(&str, &str); 15] = [
+    (
+        "PgwardenCollectorRestarting",
+        "any restart of a collector (a bug in pgwarden), not a database threshold",
+    ),
     (
         "PgwardenSchemaDrift",
         "any object changed out of band (schema.drift_interval); drift is not a health check",
