@@ -467,11 +467,20 @@ pub async fn stamp(config: &Config, target: &TargetConfig, version: i64) -> Resu
 /// Read the target's migration state without changing it (no lock, no
 /// history table created): what `migrate status` prints and the daemon exports.
 pub async fn status(config: &Config, target: &TargetConfig) -> Result<MigrationStatus> {
-    let files = load(config)?;
     let session = Session::open(target, &config.migrations)
         .await
         .map_err(|e| e.context(format!("target `{}`", target.name)))?;
-    let history = history::read(&session.client).await?;
+    status_on(config, &session.client).await
+}
+
+/// [`status`] on a session the caller has (it only reads): the daemon uses
+/// one of the target's pooled sessions, so it opens no connection of its own.
+pub async fn status_on(
+    config: &Config,
+    client: &tokio_postgres::Client,
+) -> Result<MigrationStatus> {
+    let files = load(config)?;
+    let history = history::read(client).await?;
     let drift = history::drift(&history, &files, &dir(config));
     let applied: BTreeSet<i64> = history.iter().map(|r| r.version).collect();
     let pending: Vec<&Migration> = files
@@ -484,7 +493,7 @@ pub async fn status(config: &Config, target: &TargetConfig) -> Result<MigrationS
         pending_files: pending.iter().map(|m| m.up.path.clone()).collect(),
         drifted: drift.iter().map(|d| d.version).collect(),
         drift,
-        incomplete: history::incomplete(&session.client).await?,
+        incomplete: history::incomplete(client).await?,
         applied: history,
     })
 }

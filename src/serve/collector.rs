@@ -155,11 +155,12 @@ async fn collect(config: Arc<Config>, target: TargetConfig, shared: Arc<Shared>)
         log.record(&report);
         let up = report.up;
         shared.publish(report);
-        if up && !migration_status_known {
-            migration_status_known = refresh_migration_status(&config, &target, &shared).await;
-        }
         if let (true, Some(checker)) = (up, checker.as_ref()) {
             let (pooled, checks) = (checker.target().clone(), checker.config().clone());
+            if !migration_status_known {
+                migration_status_known =
+                    refresh_pooled_status(&config, &pooled, &checks, &shared).await;
+            }
             drift.tick(&pooled, &checks, &shared).await;
         }
     }
@@ -217,17 +218,31 @@ async fn drift_objects(
     target: &crate::pool::Target,
     checks: &ChecksConfig,
 ) -> Result<Option<usize>, String> {
+    pooled_read(target, checks, async |client| {
+        let found = crate::schema::drift::against_fingerprint(client).await;
+        found.map(|changes| changes.map(|c| c.len()))
+    })
+    .await
+}
+
+/// `read` on one of the target's pooled sessions (read-only, with the
+/// checks' timeouts), bounded as a check is: the daemon's own reads beside
+/// the checks open no connection of their own, so a stalled server costs no
+/// more than the pool (and a failed read rolls back and keeps it).
+async fn pooled_read<T>(
+    target: &crate::pool::Target,
+    checks: &ChecksConfig,
+    read: impl AsyncFnOnce(&tokio_postgres::Client) -> crate::error::Result<T>,
+) -> Result<T, String> {
     let timeout = checks.timeout.get();
     let bound = 2 * timeout + target.config.pool_timeout.get() + Duration::from_secs(1);
-    let compare = async {
+    let reading = async {
         let session = crate::checks::Session::open(&target.pool, &target.config, timeout).await?;
-        let found = crate::schema::drift::against_fingerprint(session.client())
-            .await
-            .map_err(|e| e.to_string())?;
+        let value = read(session.client()).await.map_err(|e| e.to_string())?;
         session.finish().await;
-        Ok(found.map(|changes| changes.len()))
+        Ok(value)
     };
-    tokio::time::timeout(bound, compare)
+    tokio::time::timeout(bound, reading)
         .await
         .unwrap_or_else(|_| Err(format!("timed out after {bound:?}")))
 }
@@ -255,16 +270,44 @@ pub async fn refresh_migration_status(
     target: &TargetConfig,
     shared: &Shared,
 ) -> bool {
-    match crate::migrate::status(config, target).await {
+    let status = crate::migrate::status(config, target).await;
+    record_status(
+        shared,
+        target.name.as_str(),
+        status.map_err(|e| e.to_string()),
+    )
+}
+
+/// The collector's way: on a pooled session (see [`pooled_read`]).
+async fn refresh_pooled_status(
+    config: &Config,
+    target: &crate::pool::Target,
+    checks: &ChecksConfig,
+    shared: &Shared,
+) -> bool {
+    let status = pooled_read(target, checks, async |client| {
+        crate::migrate::status_on(config, client).await
+    })
+    .await;
+    record_status(shared, target.name(), status)
+}
+
+/// Export a target's migration status; false to try again later.
+fn record_status(
+    shared: &Shared,
+    target: &str,
+    status: Result<crate::migrate::MigrationStatus, String>,
+) -> bool {
+    match status {
         Ok(status) => {
-            shared.update_migration(target.name.as_str(), |state| {
+            shared.update_migration(target, |state| {
                 state.version = status.current_version;
                 state.pending = Some(status.pending.len());
             });
             true
         }
         Err(e) => {
-            tracing::debug!(target = %target.name, "migration status unavailable: {e}");
+            tracing::debug!(target, "migration status unavailable: {e}");
             false
         }
     }
