@@ -3,6 +3,7 @@
 //! answers one unit, the connection budget holds with 100 databases, and
 //! two shards split a fleet for a real Prometheus.
 
+use crate::monitoring::live;
 use crate::serve_support;
 use crate::support;
 
@@ -209,4 +210,90 @@ fn a_hundred_databases_never_take_more_than_the_server_cap() {
     }
     assert!(most >= 2, "the databases were checked with {most} backends");
     serve.stop();
+}
+
+/// Two instances with `--shard 1/2` and `--shard 2/2` of one config, and a
+/// real Prometheus scraping both: every database is scraped exactly once,
+/// and one created while running lands in exactly one shard.
+#[test]
+fn two_shards_split_a_fleet_for_prometheus() {
+    let cluster = fleet_cluster();
+    for n in 0..20 {
+        cluster
+            .psql("postgres", &format!("CREATE DATABASE school_{n:02}"))
+            .unwrap();
+    }
+    let dirs = [workdir(), workdir()];
+    let shards: Vec<Serve> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, dir)| {
+            let addr = free_addr();
+            // One shard from the file, the other from the flag.
+            match i {
+                0 => {
+                    let config = fleet_config(&addr, &cluster, "shard = \"1/2\"");
+                    Serve::start(dir.path(), &addr, &config)
+                }
+                _ => {
+                    let config = fleet_config(&addr, &cluster, "");
+                    Serve::start_serving(dir.path(), &addr, &config, &["--shard", "2/2"])
+                }
+            }
+        })
+        .collect();
+    let prometheus_dir = workdir();
+    let jobs: String = shards
+        .iter()
+        .enumerate()
+        .map(|(i, serve)| {
+            format!(
+                "  - job_name: shard{}\n    static_configs:\n      - targets: ['{}']\n",
+                i + 1,
+                serve.addr
+            )
+        })
+        .collect();
+    std::fs::write(
+        prometheus_dir.path().join("prometheus.yml"),
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{jobs}"),
+    )
+    .unwrap();
+    let (_prometheus, port) = live::run_prometheus(prometheus_dir.path());
+
+    let scraped = |expected: usize| {
+        live::wait_until("every database scraped once", WAIT, || {
+            let series = live::query(port, "pgwarden_up{database=~\"school_.*\"}")?;
+            let mut owners = std::collections::BTreeMap::new();
+            for s in &series {
+                let db = s["metric"]["database"].as_str().unwrap_or("").to_string();
+                let job = s["metric"]["job"].as_str().unwrap_or("").to_string();
+                owners.entry(db).or_insert_with(Vec::new).push(job);
+            }
+            let twice: Vec<_> = owners.iter().filter(|(_, jobs)| jobs.len() > 1).collect();
+            assert!(twice.is_empty(), "scraped by two shards: {twice:?}");
+            match owners.len() == expected {
+                true => Ok(owners),
+                false => Err(format!(
+                    "{} of {expected} databases: {owners:?}",
+                    owners.len()
+                )),
+            }
+        })
+    };
+    let owners = scraped(20);
+    let jobs: BTreeSet<&String> = owners.values().flatten().collect();
+    assert_eq!(jobs.len(), 2, "both shards take some databases: {owners:?}");
+
+    cluster
+        .psql("postgres", "CREATE DATABASE school_late")
+        .unwrap();
+    let owners = scraped(21);
+    assert_eq!(owners["school_late"].len(), 1, "{owners:?}");
+    // The target's own (server-wide) unit is in one shard too.
+    let server = live::query(port, "pgwarden_up{target=\"fleet\",database=\"\"}").unwrap();
+    assert_eq!(server.len(), 1, "{server:?}");
+    for serve in shards {
+        serve.stop();
+    }
 }
