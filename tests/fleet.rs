@@ -161,6 +161,20 @@ fn discovery_follows_the_server_and_reports_refused_databases() {
     });
     let log = serve.log();
     assert!(log.contains("watching a discovered database"), "{log}");
+
+    // A server that is down: discovery says so in a metric, the databases
+    // it knew are down, and all come back with the server.
+    cluster.stop().unwrap();
+    serve.wait_metrics("discovery down", WAIT, |s| {
+        value(s, "pgwarden_discovery_up", &[("target", "fleet")]) == Some(0.0)
+            && up(s, "school_a") == Some(0.0)
+    });
+    cluster.start_again().unwrap();
+    serve.wait_metrics("the fleet back", WAIT, |s| {
+        value(s, "pgwarden_discovery_up", &[("target", "fleet")]) == Some(1.0)
+            && up(s, "school_a") == Some(1.0)
+            && up(s, "school_new") == Some(1.0)
+    });
     serve.stop();
 }
 
