@@ -359,7 +359,7 @@ fn the_readme_config_and_dashboards_follow_the_checks_registry() {
             pgwarden::report::MetricKind::Counter => "counter",
         };
         let labels: BTreeSet<String> = std::iter::once("target")
-            .chain(metric.labels.iter().copied())
+            .chain(metric.labels.iter())
             .map(String::from)
             .collect();
         match contract.get(&name) {
