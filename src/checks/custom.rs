@@ -516,6 +516,9 @@ fn sql_is_one_select(sql: &str) -> Result<(), String> {
     let parsed = pg_query::parse(sql, 0).map_err(|e| format!("{e}"))?;
     match parsed.protobuf.stmts.as_slice() {
         [one] => match one.stmt.as_ref().and_then(|s| s.node.as_ref()) {
+            Some(pg_query::NodeEnum::SelectStmt(select)) if select.into_clause.is_some() => {
+                Err("SELECT … INTO creates a table: a custom check only reads".into())
+            }
             Some(pg_query::NodeEnum::SelectStmt(_)) => Ok(()),
             _ => Err(
                 "not a SELECT: a custom check only reads (it runs in a read-only transaction)"
@@ -661,6 +664,10 @@ mod tests {
             "not a SELECT",
         );
         refused(&|e| e.sql = "SELEC 1".into(), "syntax error");
+        refused(
+            &|e| e.sql = "SELECT 1 AS jobs INTO t".into(),
+            "creates a table",
+        );
         refused(
             &|e| e.labels = vec!["jobs".into()],
             "checks.custom[1].labels",
