@@ -141,6 +141,17 @@ fn a_custom_check_is_served_as_labelled_gauges_with_a_status_and_thresholds() {
         summary.contains(r#"critical: jobs 5 (state="new") >= 5"#),
         "{summary}"
     );
+
+    // A reload replaces the entry: the old check's series go, the new one's come.
+    let renamed = config.replace("name = \"queue\"", "name = \"backlog\"");
+    std::fs::write(&serve.config, renamed).unwrap();
+    serve.signal(libc::SIGHUP);
+    let scrape = serve.wait_metrics("the renamed check after SIGHUP", 30 * SECOND, |s| {
+        value(s, "pgwarden_custom_backlog_jobs", &[("state", "new")]) == Some(5.0)
+    });
+    assert_eq!(value(&scrape, "pgwarden_custom_queue_jobs", &[]), None);
+    let old = [("target", "primary"), ("check", "custom_queue")];
+    assert_eq!(value(&scrape, "pgwarden_check_status", &old), None);
     assert!(serve.stop().success());
 }
 

@@ -22,8 +22,8 @@ use std::collections::HashSet;
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Column, Row};
 
 use super::metric::{List, Metric, Spec, Text};
 use super::rows::{self, Label, Number};
@@ -220,43 +220,15 @@ impl Custom {
     }
 
     /// Every declared column, found once by name and of a usable type.
-    fn layout(&self, columns: &[tokio_postgres::Column]) -> Result<Layout, String> {
-        let find =
-            |kind: &str, name: &String, accepts: fn(&tokio_postgres::types::Type) -> bool| {
-                let found: Vec<_> = columns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.name() == name)
-                    .collect();
-                match found.as_slice() {
-                    [(index, column)] if accepts(column.type_()) => Ok(*index),
-                    [(_, column)] => Err(format!(
-                        "{kind} column `{name}` is of type {}: cast it in the SQL ({name}::{})",
-                        column.type_(),
-                        if kind == "label" { "text" } else { "float8" }
-                    )),
-                    [] => Err(format!(
-                        "{kind} column `{name}` is not in the answer, whose columns are: {}; \
-                     name it in the SQL (… AS {name})",
-                        columns
-                            .iter()
-                            .map(|c| c.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                    _ => Err(format!(
-                        "the answer has {} columns named `{name}`",
-                        found.len()
-                    )),
-                }
-            };
+    fn layout(&self, columns: &[Column]) -> Result<Layout, String> {
+        let find = |kind, names: &[String], accepts| {
+            (names.iter())
+                .map(|name| column_index(columns, kind, name, accepts))
+                .collect::<Result<_, _>>()
+        };
         Ok(Layout {
-            labels: (self.entry.labels.iter())
-                .map(|name| find("label", name, Label::accepts_type))
-                .collect::<Result<_, _>>()?,
-            values: (self.entry.values.iter())
-                .map(|name| find("value", name, Number::accepts_type))
-                .collect::<Result<_, _>>()?,
+            labels: find("label", &self.entry.labels, Label::accepts_type)?,
+            values: find("value", &self.entry.values, Number::accepts_type)?,
         })
     }
 
@@ -278,6 +250,40 @@ impl Custom {
             })
             .collect::<Result<_, String>>()?;
         Ok(Sample { labels, values })
+    }
+}
+
+/// Where the `kind` ("label" or "value") column `name` is in the answer;
+/// missing, repeated or of a type `accepts` refuses is an error saying what
+/// to change in the SQL.
+fn column_index(
+    columns: &[Column],
+    kind: &str,
+    name: &str,
+    accepts: fn(&Type) -> bool,
+) -> Result<usize, String> {
+    let found: Vec<_> = (columns.iter().enumerate())
+        .filter(|(_, c)| c.name() == name)
+        .collect();
+    match found.as_slice() {
+        [(index, column)] if accepts(column.type_()) => Ok(*index),
+        [(_, column)] => Err(format!(
+            "{kind} column `{name}` is of type {}: cast it in the SQL ({name}::{})",
+            column.type_(),
+            if kind == "label" { "text" } else { "float8" }
+        )),
+        [] => {
+            let names: Vec<&str> = columns.iter().map(Column::name).collect();
+            Err(format!(
+                "{kind} column `{name}` is not in the answer, whose columns are: {}; \
+                 name it in the SQL (… AS {name})",
+                names.join(", ")
+            ))
+        }
+        _ => Err(format!(
+            "the answer has {} columns named `{name}`",
+            found.len()
+        )),
     }
 }
 
@@ -684,8 +690,10 @@ mod tests {
             "warning = 1000",
         );
         refused(&|e| e.thresholds[0].critical = Some(f64::NAN), "finite");
-        let mut config = ChecksConfig::default();
-        config.custom = vec![queue(), queue()];
+        let mut config = ChecksConfig {
+            custom: vec![queue(), queue()],
+            ..ChecksConfig::default()
+        };
         assert!(validate(&config).unwrap_err().contains("used twice"));
         // custom_queue_x + jobs and custom_queue + x_jobs: one gauge name.
         let (mut clash, mut other) = (queue(), queue());
@@ -711,6 +719,26 @@ mod tests {
         assert_eq!(config.checks.custom[0].thresholds[0].critical, Some(2.0));
         let again = crate::config::Config::from_toml(&config.to_redacted_toml(), path).unwrap();
         assert_eq!(again.checks.custom, config.checks.custom);
+    }
+
+    #[test]
+    fn a_custom_interval_spaces_the_checks_runs() {
+        let mut entry = queue();
+        entry.interval = Some(Duration::secs(60));
+        let config = ChecksConfig {
+            custom: vec![entry],
+            ..ChecksConfig::default()
+        };
+        let due = |secs, config: &ChecksConfig| {
+            super::super::due(std::time::Duration::from_secs(secs), config, "custom_queue")
+        };
+        assert!(!due(30, &config));
+        assert!(due(55, &config), "half a 15 s cycle early is on time");
+        let every_cycle = ChecksConfig {
+            custom: vec![queue()],
+            ..ChecksConfig::default()
+        };
+        assert!(due(1, &every_cycle));
     }
 
     /// What makes `custom_` a namespace of its own.
