@@ -358,7 +358,10 @@ fn the_readme_config_and_dashboards_follow_the_checks_registry() {
             pgwarden::report::MetricKind::Gauge => "gauge",
             pgwarden::report::MetricKind::Counter => "counter",
         };
+        // A fleet's database-scoped series carry `database` after `target`.
+        let per_database = metric.scope != pgwarden::checks::Scope::Server;
         let labels: BTreeSet<String> = std::iter::once("target")
+            .chain(per_database.then_some("database"))
             .chain(metric.labels.iter())
             .map(String::from)
             .collect();

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Column, Row};
 
-use super::metric::{List, Metric, Spec, Text};
+use super::metric::{List, Metric, Scope, Spec, Text};
 use super::rows::{self, Label, Number};
 use super::session::describe_query_error;
 use super::{Check, ChecksConfig, Context, Outcome, at_least, below};
@@ -60,6 +60,10 @@ pub struct CustomCheckConfig {
     pub series_limit: Bounded<1, 10_000>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<CustomThreshold>,
+    /// For a `discover` target: run in every discovered database (series
+    /// labelled `database`) instead of once per server, in the URL's database.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub per_database: bool,
 }
 
 fn default_series_limit() -> Bounded<1, 10_000> {
@@ -139,6 +143,10 @@ impl Custom {
                 entry.metric_name(column),
                 entry.help_for(column),
                 entry.labels.clone(),
+                match entry.per_database {
+                    true => Scope::Database,
+                    false => Scope::Server,
+                },
             ))
         });
         let spec = Spec {
@@ -739,6 +747,20 @@ mod tests {
             ..ChecksConfig::default()
         };
         assert!(due(1, &every_cycle));
+    }
+
+    #[test]
+    fn a_fleet_runs_a_custom_check_once_per_server_unless_per_database() {
+        use super::super::Unit;
+        let mut entry = queue();
+        let spec = |e: &CustomCheckConfig| Custom::new(e.clone()).spec;
+        assert!(Unit::Whole.runs(&spec(&entry)));
+        assert!(Unit::Server.runs(&spec(&entry)));
+        assert!(!Unit::Database.runs(&spec(&entry)));
+        entry.per_database = true;
+        assert!(Unit::Whole.runs(&spec(&entry)));
+        assert!(!Unit::Server.runs(&spec(&entry)));
+        assert!(Unit::Database.runs(&spec(&entry)));
     }
 
     /// What makes `custom_` a namespace of its own.

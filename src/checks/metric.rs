@@ -54,6 +54,48 @@ pub struct Metric {
     pub kind: MetricKind,
     /// Label names besides `target`; each must have bounded values.
     pub labels: List<str>,
+    /// Where it is measured when a target discovers its server's databases.
+    pub scope: Scope,
+}
+
+/// Where a metric is measured for a discovery target (see [`crate::fleet`]):
+/// by the target's own unit once per server, by each database's unit, or
+/// by both (each unit's own connection latency). A plain target measures
+/// everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The server's view: replication, WAL, settings, every database's size and xid age.
+    Server,
+    /// What only a session in that database sees: its tables, indexes, sessions.
+    Database,
+    Both,
+}
+
+/// What one checker measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Unit {
+    /// A plain target: everything.
+    #[default]
+    Whole,
+    /// A discovery target's own unit: the server-wide metrics.
+    Server,
+    /// One discovered database: the database-scoped metrics.
+    Database,
+}
+
+impl Unit {
+    pub fn wants(self, metric: &Metric) -> bool {
+        match (self, metric.scope) {
+            (Unit::Whole, _) | (_, Scope::Both) => true,
+            (Unit::Server, scope) => scope == Scope::Server,
+            (Unit::Database, scope) => scope == Scope::Database,
+        }
+    }
+
+    /// Does a check with `spec` measure anything in this unit?
+    pub fn runs(self, spec: &Spec) -> bool {
+        spec.metrics.iter().any(|m| self.wants(m))
+    }
 }
 
 impl Metric {
@@ -63,6 +105,20 @@ impl Metric {
         labels: &'static [&'static str],
     ) -> Self {
         Self::declare(MetricKind::Gauge, name, help, labels)
+    }
+
+    /// Measured in each discovered database's unit (see [`Scope`]).
+    pub const fn per_database(mut self) -> Self {
+        // Not `..self`: a const fn cannot drop the rest of a `Metric`.
+        self.scope = Scope::Database;
+        self
+    }
+
+    /// Measured in every unit.
+    pub const fn in_every_unit(mut self) -> Self {
+        // Not `..self`: a const fn cannot drop the rest of a `Metric`.
+        self.scope = Scope::Both;
+        self
     }
 
     pub const fn counter(
@@ -84,16 +140,18 @@ impl Metric {
             help: Cow::Borrowed(help),
             kind,
             labels: List::Static(labels),
+            scope: Scope::Server,
         }
     }
 
     /// A gauge named at run time (a custom check's column).
-    pub fn owned_gauge(name: String, help: String, labels: Vec<String>) -> Self {
+    pub fn owned_gauge(name: String, help: String, labels: Vec<String>, scope: Scope) -> Self {
         Self {
             name: Cow::Owned(name),
             help: Cow::Owned(help),
             kind: MetricKind::Gauge,
             labels: List::Owned(labels.into_iter().map(String::into_boxed_str).collect()),
+            scope,
         }
     }
 
@@ -135,7 +193,11 @@ pub struct Spec {
 
 impl Spec {
     pub fn declares(&self, metric: &str) -> bool {
-        self.metrics.iter().any(|m| m.name == metric)
+        self.metric(metric).is_some()
+    }
+
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
     }
 
     /// The name of a check declared in a static, for the lists derived
