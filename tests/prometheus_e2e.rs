@@ -104,6 +104,15 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
     );
     let standby = primary.start_replica().expect("start a standby");
     prepare_primary(&primary);
+    // A fleet on the primary's server: one database to check, one refused.
+    for sql in [
+        "CREATE DATABASE school_a",
+        "CREATE DATABASE school_closed ALLOW_CONNECTIONS false",
+    ] {
+        primary
+            .psql("postgres", sql)
+            .expect("create a fleet database");
+    }
 
     let dir = workdir();
     let pgwarden_port = free_port();
@@ -116,9 +125,11 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
              [schema]\ndrift_interval = \"1s\"\n\n\
              [backup]\nschedule = \"*/5 * * * * *\"\n\n\
              [[targets]]\nname = \"primary\"\nurl = \"{}\"\nexpected_replicas = 1\nmigrate = true\nbackup = true\n\n\
-             [[targets]]\nname = \"standby\"\nurl = \"{}\"\n",
+             [[targets]]\nname = \"standby\"\nurl = \"{}\"\n\n\
+             [[targets]]\nname = \"schools\"\nurl = \"{}\"\ndiscover = \"^school_\"\n",
             primary.url().expose(),
-            standby.url().expose()
+            standby.url().expose(),
+            primary.url().expose()
         ),
     );
     // One applied migration and one pending; one backup already taken.
@@ -168,12 +179,12 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
 
     // A few scrapes, so that range functions (increase, rate) have samples.
     wait_until("five scrapes of pgwarden", Duration::from_secs(60), || {
-        let series = query(prom, "count_over_time(pgwarden_up[1m])")?;
+        let series = query(prom, "count_over_time(pgwarden_up{database=\"\"}[1m])")?;
         let scrapes = series
             .iter()
             .filter_map(|s| s["value"][1].as_str()?.parse::<f64>().ok())
             .fold(f64::INFINITY, f64::min);
-        (series.len() == 2 && scrapes >= 5.0)
+        (series.len() == 3 && scrapes >= 5.0)
             .then_some(())
             .ok_or_else(|| format!("{series:?}"))
     });
@@ -200,9 +211,11 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
         exprs
             .iter()
             .filter(|(_, expr)| {
-                ["primary", "standby", ".*"].iter().all(|target| {
-                    query(prom, &substitute(expr, target)).map_or(true, |r| r.is_empty())
-                })
+                ["primary", "standby", "schools", ".*"]
+                    .iter()
+                    .all(|target| {
+                        query(prom, &substitute(expr, target)).map_or(true, |r| r.is_empty())
+                    })
             })
             .map(|(panel, expr)| format!("{panel}: {expr}"))
             .collect()
