@@ -358,3 +358,48 @@ fn rows_beyond_the_series_limit_are_dropped_with_a_warning() {
         "the first 10 rows, in the query's order"
     );
 }
+
+#[test]
+fn a_fleet_runs_per_database_checks_in_each_database_and_the_others_once() {
+    let (a, b) = (
+        shared().create_database().unwrap(),
+        shared().create_database().unwrap(),
+    );
+    for (url, jobs) in [(&a, 2), (&b, 3)] {
+        shared()
+            .psql(
+                &url.database(),
+                &format!("CREATE TABLE jobs AS SELECT generate_series(1, {jobs}) AS id"),
+            )
+            .unwrap();
+    }
+    let discover = format!("discover = \"^({}|{})$\"", a.database(), b.database());
+    let custom = [
+        entry(
+            "queue",
+            "SELECT count(*) AS jobs FROM jobs",
+            "values = [\"jobs\"]\nper_database = true",
+        ),
+        entry("server", "SELECT 1 AS one", "values = [\"one\"]"),
+    ]
+    .concat();
+    let (dir, addr) = (workdir(), free_addr());
+    let config = format!(
+        "[http]\nlisten = \"{addr}\"\n[checks]\ninterval = \"1s\"\n{custom}\n{}",
+        target("fleet", a.expose(), &discover)
+    );
+    let serve = Serve::start(dir.path(), &addr, &config);
+    let jobs = |s: &prometheus_parse::Scrape, db: &str| {
+        value(s, "pgwarden_custom_queue_jobs", &[("database", db)])
+    };
+    let scrape = serve.wait_metrics("the queue of both databases", 60 * SECOND, |s| {
+        jobs(s, &a.database()) == Some(2.0) && jobs(s, &b.database()) == Some(3.0)
+    });
+    let servers: Vec<_> = (scrape.samples.iter())
+        .filter(|s| s.metric == "pgwarden_custom_server_one")
+        .collect();
+    assert_eq!(servers.len(), 1, "once per server: {servers:?}");
+    assert_eq!(servers[0].labels.get("database"), None);
+    crate::fleet::assert_no_series_twice(&serve.get("/metrics").1);
+    assert!(serve.stop().success());
+}
