@@ -362,7 +362,7 @@ fn the_readme_config_and_dashboards_follow_the_checks_registry() {
         let per_database = metric.scope != pgwarden::checks::Scope::Server;
         let labels: BTreeSet<String> = std::iter::once("target")
             .chain(per_database.then_some("database"))
-            .chain(metric.labels.iter().copied())
+            .chain(metric.labels.iter())
             .map(String::from)
             .collect();
         match contract.get(&name) {

@@ -46,7 +46,7 @@ fn databases(scrape: &prometheus_parse::Scrape) -> BTreeSet<String> {
 }
 
 /// Every series (name and labels) must appear once.
-fn assert_no_series_twice(body: &str) {
+pub fn assert_no_series_twice(body: &str) {
     let mut seen = BTreeSet::new();
     for line in body.lines().filter(|l| !l.starts_with('#')) {
         let series = line.rsplit_once(' ').map_or(line, |(series, _)| series);

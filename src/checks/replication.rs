@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::archive;
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch, fetch_one, opt};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::report::Status;
@@ -83,9 +83,9 @@ const RECEIVER_UP: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[
+    metrics: List::Static(&[
         &LAG_BYTES,
         &LAG_SECONDS,
         &REPLICAS,
@@ -101,7 +101,7 @@ pub static SPEC: Spec = Spec {
         &archive::FAILING,
         &archive::FAILURES,
         &archive::SUCCESS_AGE,
-    ],
+    ]),
 };
 
 const STANDBYS_SQL: &str = "SELECT coalesce(application_name, ''), coalesce(state, ''), \
