@@ -719,7 +719,7 @@ async fn a_failing_archive_command_is_critical_until_archiving_succeeds_again() 
 /// databases, as the xid ones do).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
-    const NEW: [&str; 17] = [
+    const NEW: [&str; 18] = [
         "bloat_wasted_bytes",
         "bloat_max_ratio",
         "checkpoint_age_seconds",
@@ -728,6 +728,7 @@ async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
         "system_identifier_changed",
         "replication_slot_wal_status",
         "replication_slot_safe_wal_bytes",
+        "replication_slot_inactive_seconds",
         "long_transaction_max_seconds",
         "xmin_horizon_age",
         "prepared_transactions",
