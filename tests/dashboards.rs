@@ -285,6 +285,11 @@ fn the_overview_shows_what_operators_watch_and_the_detail_dashboard_everything()
         "pgwarden_backup_failures_total",
         "pgwarden_migration_version",
         "pgwarden_migrations_pending",
+        "pgwarden_xmin_horizon_age",
+        "pgwarden_prepared_transaction_max_seconds",
+        "pgwarden_archive_failures_since_success",
+        "pgwarden_replication_slot_wal_status",
+        "pgwarden_multixact_wraparound_ratio",
     ] {
         assert!(
             overview.contains(metric),

@@ -76,6 +76,17 @@ impl Drop for Workload {
     }
 }
 
+/// Metrics only a newer server than this machine's PostgreSQL 15 exports
+/// (`pg_replication_slots.inactive_since` came in 17): their panels must
+/// parse, but have no data here and are not in /metrics.
+const NEWER_SERVERS_ONLY: [&str; 1] = ["pgwarden_replication_slot_inactive_seconds"];
+
+fn newer_servers_only(expr: &str) -> bool {
+    metric_names(expr)
+        .iter()
+        .any(|m| NEWER_SERVERS_ONLY.contains(&m.as_str()))
+}
+
 fn pgwarden_ok(workdir: &Path, config: &Path, args: &[&str]) {
     let out = pgwarden(workdir)
         .arg("--config")
@@ -210,6 +221,7 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
     let without_data = |exprs: &[(String, String)]| -> Vec<String> {
         exprs
             .iter()
+            .filter(|(_, expr)| !newer_servers_only(expr))
             .filter(|(_, expr)| {
                 ["primary", "standby", "schools", ".*"]
                     .iter()
@@ -246,6 +258,7 @@ fn prometheus_runs_every_dashboard_and_alert_query_against_pgwarden_and_fires_ta
         .chain(alert_rules().into_iter().map(|r| r.expr))
         .flat_map(|expr| metric_names(&expr))
         .filter(|m| !PROMETHEUS_OWN_METRICS.contains(&m.as_str()))
+        .filter(|m| !NEWER_SERVERS_ONLY.contains(&m.as_str()))
         .collect();
     let missing: Vec<&String> = used.iter().filter(|m| !exposed.contains(*m)).collect();
     assert!(
