@@ -435,6 +435,49 @@ fn custom_checks() {
 }
 
 #[test]
+fn fleet_settings() {
+    let c = |name, text: &str| Case::config(name, text);
+    run_table(vec![
+        c("discover regex", &target_with("discover = \"school_(\"")).names(&[
+            "discover",
+            "school_(",
+            "regular expression",
+            "line 4",
+        ]),
+        c("discover type", &target_with("discover = true")).names(&["discover", "line 4"]),
+        c("fleet cap 1", "[fleet]\nmax_connections_per_server = 1")
+            .names(&["max_connections_per_server", "2 to 1000"]),
+        c(
+            "fleet databases at the cap",
+            "[fleet]\nmax_connections_per_server = 3\nmax_concurrent_databases = 3",
+        )
+        .names(&[
+            "fleet.max_concurrent_databases",
+            "below fleet.max_connections_per_server (3)",
+        ]),
+        c(
+            "fleet discover_interval 0",
+            "[fleet]\ndiscover_interval = \"0s\"",
+        )
+        .names(&["fleet.discover_interval", "cannot be zero"]),
+        c("fleet shard 3/2", "[fleet]\nshard = \"3/2\"").names(&["shard", "3/2", "I/N"]),
+        c("fleet shard 0/2", "[fleet]\nshard = \"0/2\"").names(&["shard", "I/N"]),
+        c("fleet shard words", "[fleet]\nshard = \"half\"").names(&["shard", "half"]),
+        c(
+            "fleet unknown key",
+            "[fleet]\nmax_connection_per_server = 3",
+        )
+        .names(&["max_connection_per_server", "max_connections_per_server"]),
+        Case::new("serve --shard 0/1", &["serve", "--shard", "0/1"])
+            .db()
+            .names(&["--shard", "0/1", "I/N"]),
+        Case::new("serve --shard 1-2", &["serve", "--shard", "1-2"])
+            .db()
+            .names(&["--shard", "1-2"]),
+    ]);
+}
+
+#[test]
 fn urls_and_secret_files() {
     let c = Case::config;
     let url = |u: &str| format!("[[targets]]\nname = \"main\"\nurl = \"{u}\"\n");

@@ -422,9 +422,16 @@ fn basic_auth_rejects_a_wrong_password() {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("pgwarden_build_info"));
     }
-    let (status, body) = http_get(&addr, "/probe?target=a", Some(("prometheus", "right-horse")));
+    let (status, body) = http_get(
+        &addr,
+        "/probe?target=a",
+        Some(("prometheus", "right-horse")),
+    );
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("pgwarden_collector_restarts_total{target=\"a\"}"), "{body}");
+    assert!(
+        body.contains("pgwarden_collector_restarts_total{target=\"a\"}"),
+        "{body}"
+    );
     // The hash is a secret too: `config check` shows it redacted.
     let out = pgwarden(dir.path())
         .args([
