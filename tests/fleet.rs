@@ -311,3 +311,81 @@ fn two_shards_split_a_fleet_for_prometheus() {
         serve.stop();
     }
 }
+
+/// A database's checks share its one connection in turn: a table locked
+/// there makes the checks that touch it time out, while the others of that
+/// database wait their turn (not "no free connection") and the other
+/// databases go on.
+#[test]
+fn a_lock_in_one_database_costs_only_the_checks_it_blocks() {
+    let cluster = fleet_cluster();
+    for db in ["school_a", "school_b"] {
+        cluster
+            .psql("postgres", &format!("CREATE DATABASE {db}"))
+            .unwrap();
+        cluster
+            .psql(db, "CREATE TABLE pupils (id int PRIMARY KEY)")
+            .unwrap();
+    }
+    let dir = workdir();
+    let addr = free_addr();
+    // Three checks block on the lock in turn (disk_usage sizes the table,
+    // two custom checks count it) and the pool wait is short: the check
+    // queued behind them (custom `alive`) waits far longer than
+    // pool_timeout + checks.timeout, which is a queue, not an exhausted pool.
+    let counting = |name: &str| {
+        format!(
+            "[[checks.custom]]\nname = \"{name}\"\nsql = \"SELECT count(*) AS n FROM pupils\"\nvalues = [\"n\"]\nper_database = true\n"
+        )
+    };
+    let custom = format!(
+        "{}{}[[checks.custom]]\nname = \"alive\"\nsql = \"SELECT 1 AS n\"\nvalues = [\"n\"]\nper_database = true\n",
+        counting("pupils"),
+        counting("pupils_again")
+    );
+    let config = fleet_config(&addr, &cluster, &custom).replace(
+        "discover = \"^school_\"",
+        "discover = \"^school_\"\npool_timeout = \"1s\"",
+    );
+    let serve = Serve::start(dir.path(), &addr, &config);
+    serve.wait_metrics("both databases up", WAIT, |s| {
+        up(s, "school_a") == Some(1.0) && up(s, "school_b") == Some(1.0)
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let locker = lock_table(&rt, &cluster.url_for("school_a"), "pupils");
+    let status = |s: &prometheus_parse::Scrape, db: &str, check: &str| {
+        let labels = [("target", "fleet"), ("database", db), ("check", check)];
+        value(s, "pgwarden_check_status", &labels)
+    };
+    let scrape = serve.wait_metrics(
+        "the checks of school_a that read pupils in error",
+        WAIT,
+        |s| {
+            status(s, "school_a", "disk_usage") == Some(3.0)
+                && status(s, "school_a", "custom_pupils") == Some(3.0)
+                && status(s, "school_a", "custom_pupils_again") == Some(3.0)
+        },
+    );
+    let (_, health) = serve.get("/health");
+    assert!(!health.contains("no free connection"), "{health}");
+    assert!(
+        health.contains("timed out") || health.contains("lock"),
+        "{health}"
+    );
+    for check in ["long_queries", "locks", "custom_alive"] {
+        assert_eq!(
+            status(&scrape, "school_a", check),
+            Some(0.0),
+            "{check} waited its turn:\n{health}"
+        );
+    }
+    for check in ["disk_usage", "custom_pupils", "indexes", "long_queries"] {
+        assert_eq!(status(&scrape, "school_b", check), Some(0.0), "{check}");
+    }
+    assert_eq!(up(&scrape, "school_a"), Some(1.0));
+    drop(locker);
+    serve.wait_metrics("school_a ok again", WAIT, |s| {
+        status(s, "school_a", "disk_usage") == Some(0.0)
+    });
+    serve.stop();
+}

@@ -256,10 +256,7 @@ impl Checker {
     /// A checker of one part of a fleet: only the checks that measure
     /// something in `unit` (connectivity always: it decides `up`).
     pub fn for_unit(target: crate::pool::Target, config: ChecksConfig, unit: Unit) -> Self {
-        let checks: Vec<Box<dyn Check>> = (registry().into_iter())
-            .chain(custom::checks(&config))
-            .filter(|c| c.name() == "connectivity" || unit.runs(c.spec()))
-            .collect();
+        let checks = checks_for(&config, unit);
         Self {
             last: vec![None; checks.len()],
             target,
@@ -363,6 +360,15 @@ impl Checker {
             checks: results,
         }
     }
+}
+
+/// The checks a checker of `unit` runs: the built-in and custom ones that
+/// measure something there, and connectivity always (it decides `up`).
+pub fn checks_for(config: &ChecksConfig, unit: Unit) -> Vec<Box<dyn Check>> {
+    (registry().into_iter())
+        .chain(custom::checks(config))
+        .filter(|c| c.name() == "connectivity" || unit.runs(c.spec()))
+        .collect()
 }
 
 /// Is a check that ran `since` ago due again? Always, unless it has its own
