@@ -45,11 +45,7 @@ impl Target {
 
     /// A target whose connections (at most `max_size`) each hold a slot of
     /// its server's `budget` while open (see [`crate::fleet`]).
-    pub fn budgeted(
-        config: &TargetConfig,
-        max_size: usize,
-        budget: Arc<tokio::sync::Semaphore>,
-    ) -> Result<Self> {
+    pub fn budgeted(config: &TargetConfig, max_size: usize, budget: &Budget) -> Result<Self> {
         Ok(Self {
             pool: build_budgeted_pool(config, max_size, Some(budget))?,
             config: config.clone(),
@@ -115,16 +111,38 @@ pub fn build_pool(target: &TargetConfig) -> Result<Pool> {
     build_budgeted_pool(target, target.max_connections(), None)
 }
 
+/// What every pool of one discover target shares: its server's connection
+/// slots, and one TLS setup (a rustls configuration per database would cost
+/// a fleet about 16 KB each).
+#[derive(Clone)]
+pub struct Budget {
+    slots: Arc<tokio::sync::Semaphore>,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+}
+
+impl Budget {
+    pub fn new(target: &TargetConfig, slots: Arc<tokio::sync::Semaphore>) -> Result<Self> {
+        Ok(Self {
+            slots,
+            tls: tls::connector(target)?,
+        })
+    }
+}
+
 /// A pool of at most `max_size` connections, each holding a slot of
 /// `budget` (the server's, for discovery targets) while open.
 pub fn build_budgeted_pool(
     target: &TargetConfig,
     max_size: usize,
-    budget: Option<Arc<tokio::sync::Semaphore>>,
+    budget: Option<&Budget>,
 ) -> Result<Pool> {
     let timeout = target.connect_timeout.get();
-    let gate =
-        connect::Gate::new(pg_config(target), tls::connector(target)?, timeout).with_budget(budget);
+    let tls = match budget {
+        Some(budget) => budget.tls.clone(),
+        None => tls::connector(target)?,
+    };
+    let gate = connect::Gate::new(pg_config(target), tls, timeout)
+        .with_budget(budget.map(|b| b.slots.clone()));
     let manager = connect::Manager {
         gate: Arc::new(gate),
     };

@@ -6,6 +6,8 @@
 //! anything unbounded (query texts, pids, table lists beyond top-N) belongs in
 //! `details`, which only the detailed CLI view and `/health` show.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// A check's verdict. The numeric value is what `pgwarden_check_status` exports.
@@ -47,8 +49,8 @@ pub enum MetricKind {
 pub struct Measurement {
     /// Metric name without the `pgwarden_` prefix, in base units
     /// (`_seconds`, `_bytes`, ratios 0-1, `_total` for counters).
-    pub metric: String,
-    pub help: String,
+    pub metric: Cow<'static, str>,
+    pub help: Cow<'static, str>,
     #[serde(default)]
     pub kind: MetricKind,
     /// Bounded labels only (database, replica, top-N table); `target` is added by the renderer.
@@ -57,17 +59,27 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    pub fn gauge(metric: &str, help: &str, value: f64) -> Self {
+    /// Names and help texts are mostly literals: borrowed, so a fleet of
+    /// reports does not hold a copy of each per sample.
+    pub fn gauge(
+        metric: impl Into<Cow<'static, str>>,
+        help: impl Into<Cow<'static, str>>,
+        value: f64,
+    ) -> Self {
         Self {
-            metric: metric.to_string(),
-            help: help.to_string(),
+            metric: metric.into(),
+            help: help.into(),
             kind: MetricKind::Gauge,
             labels: Vec::new(),
             value,
         }
     }
 
-    pub fn counter(metric: &str, help: &str, value: f64) -> Self {
+    pub fn counter(
+        metric: impl Into<Cow<'static, str>>,
+        help: impl Into<Cow<'static, str>>,
+        value: f64,
+    ) -> Self {
         Self {
             kind: MetricKind::Counter,
             ..Self::gauge(metric, help, value)

@@ -763,7 +763,7 @@ fn the_scheduler_takes_backups_and_the_metrics_show_them() {
     let names: Vec<(String, String)> = metrics
         .measurements()
         .into_iter()
-        .map(|(t, m)| (t, m.metric))
+        .map(|(t, m)| (t, m.metric.into_owned()))
         .collect();
     for metric in [
         "backup_last_success_timestamp_seconds",

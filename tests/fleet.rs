@@ -100,7 +100,10 @@ fn discovery_follows_the_server_and_reports_refused_databases() {
     );
     let (_, page) = serve.get("/");
     assert!(page.contains("4 database(s) watched · 2 down"), "{page}");
-    assert!(page.contains("school_closed"), "the worst are listed:\n{page}");
+    assert!(
+        page.contains("school_closed"),
+        "the worst are listed:\n{page}"
+    );
     let (_, health) = serve.get("/health");
     assert!(health.contains("datallowconn = false"), "{health}");
     assert!(health.contains("CONNECTION LIMIT 0"), "{health}");

@@ -747,7 +747,7 @@ async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
     let all: Vec<_> = report.checks.iter().flat_map(|c| &c.measurements).collect();
     let new = all
         .iter()
-        .filter(|m| NEW.contains(&m.metric.as_str()))
+        .filter(|m| NEW.contains(&m.metric.as_ref()))
         .count();
     println!(
         "series of an empty database: {} in all, {new} new",

@@ -165,8 +165,8 @@ impl Metric {
             self.labels
         );
         Measurement {
-            metric: self.name.to_string(),
-            help: self.help.to_string(),
+            metric: self.name.clone(),
+            help: self.help.clone(),
             kind: self.kind,
             labels: self
                 .labels

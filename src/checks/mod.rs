@@ -343,7 +343,11 @@ impl Checker {
                 let result = run_one(check.as_mut(), ctx).await;
                 // Timed from the cycle's start, as cycles are; an error is
                 // retried next cycle rather than served for a whole interval.
-                *last = (result.status != Status::Error).then(|| (started, result.clone()));
+                // Kept only for a check with an interval of its own: a
+                // fleet of checkers would otherwise hold every result twice.
+                let kept = result.status != Status::Error
+                    && ctx.config.own_interval(check.name()).is_some();
+                *last = kept.then(|| (started, result.clone()));
                 result
             }
         }))

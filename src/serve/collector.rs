@@ -185,7 +185,8 @@ pub fn checker(target: &TargetConfig, config: &Config, part: &Part) -> crate::Re
         Part::Whole => Checker::new(crate::pool::Target::new(target)?, checks),
         Part::Server(budget) => {
             let size = config.fleet.server_pool_size(target);
-            let pooled = crate::pool::Target::budgeted(target, size, budget.clone())?;
+            let budget = crate::pool::Budget::new(target, budget.clone())?;
+            let pooled = crate::pool::Target::budgeted(target, size, &budget)?;
             Checker::for_unit(pooled, checks, crate::checks::Unit::Server)
         }
     })

@@ -27,8 +27,10 @@ pub async fn run(
     shared: Arc<Shared>,
 ) {
     let name = target.name.to_string();
-    let lister = match crate::pool::Target::budgeted(&target, 1, budget.clone()) {
-        Ok(lister) => lister,
+    let set_up = crate::pool::Budget::new(&target, budget)
+        .and_then(|budget| Ok((crate::pool::Target::budgeted(&target, 1, &budget)?, budget)));
+    let (lister, budget) = match set_up {
+        Ok(set_up) => set_up,
         Err(e) => {
             tracing::error!(target = %name, "cannot set up discovery: {e}");
             shared.set_discovered(&name, None);
@@ -97,7 +99,7 @@ async fn list(lister: &crate::pool::Target, config: &Config) -> Result<Vec<Datab
 struct Fleet {
     config: Arc<Config>,
     target: TargetConfig,
-    budget: Arc<Semaphore>,
+    budget: crate::pool::Budget,
     databases: BTreeMap<String, Watched>,
 }
 
@@ -112,7 +114,7 @@ struct Watched {
 }
 
 impl Fleet {
-    fn new(config: &Arc<Config>, target: &TargetConfig, budget: Arc<Semaphore>) -> Self {
+    fn new(config: &Arc<Config>, target: &TargetConfig, budget: crate::pool::Budget) -> Self {
         Self {
             config: config.clone(),
             target: target.clone(),
@@ -157,6 +159,8 @@ impl Fleet {
     fn watch(&self, database: &Database) -> Watched {
         let mut target = self.target.clone();
         target.url = Some(self.target.url().with_database(&database.name));
+        // Only the fleet matches names (a regex clone keeps caches of its own).
+        target.discover = None;
         // One connection serves the cycle's checks in turn, so a check may
         // wait for every one before it, each bounded by checks.timeout: a
         // wait that long is a queue, not an exhausted pool.
@@ -167,7 +171,7 @@ impl Fleet {
         let deadline = cycle_deadline(&target, checks) + queue;
         let checker = match database.refused {
             Some(why) => Err(why.to_string()),
-            None => crate::pool::Target::budgeted(&target, 1, self.budget.clone())
+            None => crate::pool::Target::budgeted(&target, 1, &self.budget)
                 .map(|pooled| Checker::for_unit(pooled, self.config.checks.clone(), Unit::Database))
                 .map_err(|e| format!("cannot set up the database: {e}")),
         };

@@ -45,7 +45,7 @@ impl Families {
             None => {
                 self.order.push(Family {
                     name: name.clone(),
-                    help: m.help.clone(),
+                    help: m.help.to_string(),
                     kind: m.kind,
                     samples: String::new(),
                 });

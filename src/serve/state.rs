@@ -89,8 +89,10 @@ pub struct FleetView {
     pub worst: Vec<TargetReport>,
 }
 
-/// What a discovery target found on its server, and its databases' last reports.
-#[derive(Default)]
+/// What a discovery target found on its server, and its databases' last
+/// reports (shared, so that rendering copies pointers, not reports, and
+/// holds no lock while it renders).
+#[derive(Clone, Default)]
 struct Fleet {
     /// Did the last listing of `pg_database` succeed?
     discovery_up: bool,
@@ -98,13 +100,31 @@ struct Fleet {
     discovered: usize,
     /// How long the last pass over every database took.
     pass_seconds: Option<f64>,
-    databases: BTreeMap<String, TargetReport>,
+    databases: BTreeMap<String, Arc<TargetReport>>,
 }
 
 struct Cached {
     generation: u64,
     at: Instant,
+    /// How long rendering it took.
+    took: Duration,
     metrics: Bytes,
+}
+
+/// A body that took longer than this to render is reused for up to
+/// [`RENDER_SHARE`] times its render time even when something changed, so
+/// that a fleet (a report finishing every few milliseconds) does not spend
+/// a core rendering: at most a tenth of one. Small bodies stay fresh at once.
+const CHEAP_RENDER: Duration = Duration::from_millis(1);
+const RENDER_SHARE: u32 = 10;
+
+impl Cached {
+    fn serves(&self, generation: u64) -> bool {
+        let age = self.at.elapsed();
+        let unchanged = self.generation == generation;
+        let costly = self.took > CHEAP_RENDER && age < self.took * RENDER_SHARE;
+        age < MAX_BODY_AGE && (unchanged || costly)
+    }
 }
 
 impl Shared {
@@ -173,7 +193,7 @@ impl Shared {
             .entry(report.target.clone())
             .or_default()
             .databases
-            .insert(database, report);
+            .insert(database, Arc::new(report));
         self.changed();
     }
 
@@ -208,6 +228,7 @@ impl Shared {
         let mut worst: Vec<&TargetReport> = fleet
             .databases
             .values()
+            .map(|r| &**r)
             .filter(|r| r.worst() != crate::report::Status::Ok)
             .collect();
         worst.sort_by_key(|r| (r.up, std::cmp::Reverse(r.worst())));
@@ -302,7 +323,7 @@ impl Shared {
             .filter_map(|(_, r)| r.clone())
             .collect();
         for fleet in read(&self.fleets).values() {
-            targets.extend(fleet.databases.values().cloned());
+            targets.extend(fleet.databases.values().map(|r| (**r).clone()));
         }
         Report::new(&read(&self.environment), targets)
     }
@@ -318,16 +339,15 @@ impl Shared {
     pub fn metrics(&self) -> Bytes {
         let generation = self.generation.load(Ordering::Acquire);
         let mut cache = lock(&self.cache);
-        if let Some(c) = cache.as_ref()
-            && c.generation == generation
-            && c.at.elapsed() < MAX_BODY_AGE
-        {
+        if let Some(c) = cache.as_ref().filter(|c| c.serves(generation)) {
             return c.metrics.clone();
         }
+        let started = Instant::now();
         let body = Bytes::from(self.render());
         *cache = Some(Cached {
             generation,
             at: Instant::now(),
+            took: started.elapsed(),
             metrics: body.clone(),
         });
         body
@@ -358,7 +378,9 @@ impl Shared {
         for (target, state) in lock(&self.migrations).iter() {
             add_migration(&mut families, target, state);
         }
-        for (target, fleet) in read(&self.fleets).iter() {
+        // A snapshot: collectors publish while this renders.
+        let fleets = read(&self.fleets).clone();
+        for (target, fleet) in &fleets {
             add_fleet(&mut families, target, fleet);
             for report in fleet.databases.values() {
                 families.add_target(report);
@@ -405,55 +427,72 @@ impl Shared {
     /// known targets (or the target's databases) for a 404.
     pub fn probe(&self, target: &str, database: Option<&str>) -> Result<String, String> {
         let mut families = Families::default();
-        let reports = read(&self.reports);
-        let fleets = read(&self.fleets);
-        // A discover target another shard runs the server-wide unit of has
-        // no report here, only databases.
-        let own = reports.iter().find(|(name, _)| name == target);
-        if own.is_none() && !fleets.contains_key(target) {
-            let known: std::collections::BTreeSet<&str> = reports
-                .iter()
-                .map(|(name, _)| name.as_str())
-                .chain(fleets.keys().map(String::as_str))
-                .collect();
-            let known: Vec<&str> = known.into_iter().collect();
-            return Err(format!(
-                "no target named `{target}`; the targets are: {}\n",
-                known.join(", ")
-            ));
-        }
         match database {
-            Some(database) => {
-                let fleet = fleets.get(target);
-                let report = fleet.and_then(|f| f.databases.get(database)).ok_or_else(|| {
-                    let known: Vec<&str> = fleet
-                        .map(|f| f.databases.keys().map(String::as_str).collect())
-                        .unwrap_or_default();
-                    format!(
-                        "target `{target}` watches no database `{database}` (on this instance); its databases are: {}\n",
-                        known.join(", ")
-                    )
-                })?;
-                families.add_target(report);
-            }
-            None => {
-                if let Some((_, report)) = own {
-                    self.add_target_series(&mut families, target, report.as_ref());
-                }
-                if let Some(state) = lock(&self.migrations).get(target) {
-                    add_migration(&mut families, target, state);
-                }
-                if let Some(fleet) = fleets.get(target) {
-                    add_fleet(&mut families, target, fleet);
-                }
-                for m in self.source_measurements(target) {
-                    families.add(Some(target), &m);
-                }
-            }
+            Some(database) => families.add_target(&*self.database_report(target, database)?),
+            None => self.add_probed_target(&mut families, target)?,
         }
         let mut out = String::with_capacity(4096);
         families.render(&mut out);
         Ok(out)
+    }
+
+    /// One discovered database's last report (a pointer: no lock is held
+    /// while it renders), or why there is none.
+    fn database_report(&self, target: &str, database: &str) -> Result<Arc<TargetReport>, String> {
+        let fleets = read(&self.fleets);
+        let Some(fleet) = fleets.get(target) else {
+            drop(fleets);
+            return Err(self.unknown_target(target));
+        };
+        fleet.databases.get(database).cloned().ok_or_else(|| {
+            let known: Vec<&str> = fleet.databases.keys().map(String::as_str).collect();
+            format!(
+                "target `{target}` watches no database `{database}` (on this instance); its databases are: {}\n",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// A target's own series; a discover target another shard runs the
+    /// server-wide unit of has only its discovery series here.
+    fn add_probed_target(&self, families: &mut Families, target: &str) -> Result<(), String> {
+        let own = read(&self.reports)
+            .iter()
+            .find(|(name, _)| name == target)
+            .map(|(_, report)| report.clone());
+        let fleet = read(&self.fleets).get(target).map(|f| Fleet {
+            discovery_up: f.discovery_up,
+            discovered: f.discovered,
+            pass_seconds: f.pass_seconds,
+            databases: BTreeMap::new(),
+        });
+        if own.is_none() && fleet.is_none() {
+            return Err(self.unknown_target(target));
+        }
+        if let Some(report) = own {
+            self.add_target_series(families, target, report.as_ref());
+        }
+        if let Some(state) = lock(&self.migrations).get(target) {
+            add_migration(families, target, state);
+        }
+        if let Some(fleet) = fleet {
+            add_fleet(families, target, &fleet);
+        }
+        for m in self.source_measurements(target) {
+            families.add(Some(target), &m);
+        }
+        Ok(())
+    }
+
+    fn unknown_target(&self, target: &str) -> String {
+        let mut known: Vec<String> = read(&self.reports).iter().map(|(n, _)| n.clone()).collect();
+        known.extend(read(&self.fleets).keys().cloned());
+        known.sort();
+        known.dedup();
+        format!(
+            "no target named `{target}`; the targets are: {}\n",
+            known.join(", ")
+        )
     }
 }
 
