@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod dburl;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod migrate;
 pub mod pg_bin;

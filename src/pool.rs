@@ -43,6 +43,24 @@ impl Target {
         })
     }
 
+    /// A target whose connections (at most `max_size`) each hold a slot of
+    /// its server's `budget` while open (see [`crate::fleet`]).
+    pub fn budgeted(
+        config: &TargetConfig,
+        max_size: usize,
+        budget: Arc<tokio::sync::Semaphore>,
+    ) -> Result<Self> {
+        Ok(Self {
+            pool: build_budgeted_pool(config, max_size, Some(budget))?,
+            config: config.clone(),
+        })
+    }
+
+    /// Close the idle connections (giving back their server slots).
+    pub fn close_idle(&self) {
+        self.pool.retain(|_, _| false);
+    }
+
     pub fn name(&self) -> &str {
         self.config.name.as_str()
     }
@@ -94,13 +112,24 @@ pub async fn connect_direct(target: &TargetConfig) -> Result<tokio_postgres::Cli
 
 /// Build (lazily) the pool for one target.
 pub fn build_pool(target: &TargetConfig) -> Result<Pool> {
+    build_budgeted_pool(target, target.max_connections(), None)
+}
+
+/// A pool of at most `max_size` connections, each holding a slot of
+/// `budget` (the server's, for discovery targets) while open.
+pub fn build_budgeted_pool(
+    target: &TargetConfig,
+    max_size: usize,
+    budget: Option<Arc<tokio::sync::Semaphore>>,
+) -> Result<Pool> {
     let timeout = target.connect_timeout.get();
-    let gate = connect::Gate::new(pg_config(target), tls::connector(target)?, timeout);
+    let gate =
+        connect::Gate::new(pg_config(target), tls::connector(target)?, timeout).with_budget(budget);
     let manager = connect::Manager {
         gate: Arc::new(gate),
     };
     Pool::builder(manager)
-        .max_size(target.max_connections())
+        .max_size(max_size)
         .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(target.pool_timeout.get()))
         // How long a caller waits for a new connection; the attempt itself
@@ -115,6 +144,7 @@ pub fn build_pool(target: &TargetConfig) -> Result<Pool> {
 fn stalled(phase: Phase) -> ConnectFailure {
     match phase {
         Phase::Startup => ConnectFailure::StartupStalled,
+        Phase::Queued => ConnectFailure::NoServerSlot,
         Phase::Socket | Phase::Idle => ConnectFailure::TimedOut,
     }
 }
@@ -132,6 +162,8 @@ pub enum ConnectFailure {
     NoSuchDatabase,
     HostNotFound,
     PoolExhausted,
+    /// Every one of the server's `fleet.max_connections_per_server` slots was busy.
+    NoServerSlot,
     Other,
 }
 
@@ -148,6 +180,7 @@ impl ConnectFailure {
             Self::NoSuchDatabase => "database does not exist",
             Self::HostNotFound => "host not found",
             Self::PoolExhausted => "no free connection in pgwarden's pool",
+            Self::NoServerSlot => "no free connection slot for this server",
             Self::Other => "connection failed",
         }
     }
@@ -186,6 +219,12 @@ impl ConnectFailure {
                 "all {} connections are busy for longer than pool_timeout = {}; raise pool_size or max_overflow",
                 target.max_connections(),
                 target.pool_timeout
+            ),
+            Self::NoServerSlot => format!(
+                "pgwarden's connections to {}:{} are capped at fleet.max_connections_per_server, and all were busy for connect_timeout = {}; raise the cap, or lower fleet.max_concurrent_databases",
+                url.host(),
+                url.port(),
+                target.connect_timeout
             ),
             Self::Other => format!(
                 "the words in parentheses are the server's or the driver's; check the url and the server log of {}:{}",

@@ -99,6 +99,9 @@ pub struct CheckResult {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TargetReport {
     pub target: String,
+    /// The discovered database this reports on (a fleet's unit; see `fleet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     /// The connection and the probe query succeeded.
     pub up: bool,
     /// Why the target could not be reached, when `up` is false.

@@ -24,6 +24,8 @@ mod demo;
 mod demo_scenario;
 #[path = "exporter_flags.rs"]
 mod exporter_flags;
+#[path = "fleet.rs"]
+mod fleet;
 #[path = "harness.rs"]
 mod harness;
 #[path = "health.rs"]

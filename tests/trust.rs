@@ -181,7 +181,7 @@ struct Sample {
 
 impl Sample {
     fn take(cluster: &Cluster, database: &str, serve: &Serve) -> Sample {
-        let titles = backend_titles(&cluster.data_dir(), database);
+        let titles = backend_titles(&cluster.data_dir(), &format!(" {database} "));
         let sessions = cluster
             .psql(
                 "postgres",
@@ -205,36 +205,6 @@ impl Sample {
             free_cycle_age: collector_now() - last_free,
         }
     }
-}
-
-/// The process titles (`postgres: user db host(port) state`) of the
-/// postmaster's children connected to `database`: every backend, including
-/// the ones still in startup that pg_stat_activity does not show.
-fn backend_titles(data_dir: &Path, database: &str) -> Vec<String> {
-    let pid_file = std::fs::read_to_string(data_dir.join("postmaster.pid")).unwrap();
-    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
-    let needle = format!(" {database} ");
-    let mut titles = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let path = entry.path();
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid …; comm may hold spaces, so split after ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
-        if ppid != Some(postmaster.as_str()) {
-            continue;
-        }
-        let title = std::fs::read(path.join("cmdline"))
-            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-            .unwrap_or_default();
-        if title.contains(&needle) {
-            titles.push(title);
-        }
-    }
-    titles
 }
 
 // ---------------------------------------------------------------------------

@@ -19,12 +19,14 @@ pub const WASTED: Metric = Metric::gauge(
     "bloat_wasted_bytes",
     "Estimated bytes a rewrite would free, of the top-N tables and B-tree indexes by it.",
     &["relation"],
-);
+)
+.per_database();
 pub const MAX_RATIO: Metric = Metric::gauge(
     "bloat_max_ratio",
     "Highest estimated wasted share of a table or B-tree index of at least bloat_min_bytes, 0-1.",
     &[],
-);
+)
+.per_database();
 
 pub fn sql(top_n: usize) -> String {
     format!(

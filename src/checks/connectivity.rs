@@ -20,7 +20,8 @@ const LATENCY: Metric = Metric::gauge(
     "connect_latency_seconds",
     "Getting a connection from the pool (connecting when none is idle) + one round trip.",
     &[],
-);
+)
+.in_every_unit();
 const IN_RECOVERY: Metric = Metric::gauge("in_recovery", "1 on a standby.", &[]);
 const VERSION_NUM: Metric = Metric::gauge(
     "server_version_num",

@@ -37,7 +37,8 @@ const TABLE_SIZE: Metric = Metric::gauge(
     "table_size_bytes",
     "Total size (heap + indexes + toast) of the top-N tables.",
     &["table"],
-);
+)
+.per_database();
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
@@ -87,8 +88,14 @@ impl Check for DiskUsage {
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
-            let databases = fetch(&session, NAME, DATABASES_SQL, sized).await?;
-            let tables = fetch(&session, NAME, &tables_sql(ctx.top_n()), sized).await?;
+            let databases = match ctx.wants(&DB_SIZE) {
+                true => fetch(&session, NAME, DATABASES_SQL, sized).await?,
+                false => Vec::new(),
+            };
+            let tables = match ctx.wants(&TABLE_SIZE) {
+                true => fetch(&session, NAME, &tables_sql(ctx.top_n()), sized).await?,
+                false => Vec::new(),
+            };
             session.finish().await;
             Ok(self.evaluate(ctx.config, &databases, &tables))
         }

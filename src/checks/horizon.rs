@@ -19,17 +19,20 @@ pub const HORIZON_AGE: Metric = Metric::gauge(
     "xmin_horizon_age",
     "Age in transactions of the oldest xmin held by each kind of holder (0 when none).",
     &["holder"],
-);
+)
+.per_database();
 pub const PREPARED: Metric = Metric::gauge(
     "prepared_transactions",
     "Prepared transactions of the target database.",
     &[],
-);
+)
+.per_database();
 pub const PREPARED_MAX: Metric = Metric::gauge(
     "prepared_transaction_max_seconds",
     "Age of the oldest prepared transaction of the target database (0 when none).",
     &[],
-);
+)
+.per_database();
 
 /// The holder kinds, in the order their gauges are exported.
 pub const HOLDERS: [&str; 4] = [

@@ -21,32 +21,38 @@ use crate::report::Status;
 
 const NAME: &str = "indexes";
 
-const INVALID: Metric = Metric::gauge("indexes_invalid", "Indexes with indisvalid = false.", &[]);
+const INVALID: Metric =
+    Metric::gauge("indexes_invalid", "Indexes with indisvalid = false.", &[]).per_database();
 const INVALID_BYTES: Metric = Metric::gauge(
     "indexes_invalid_bytes",
     "Total size of the invalid indexes.",
     &[],
-);
+)
+.per_database();
 const UNUSED: Metric = Metric::gauge(
     "indexes_unused",
     "Non-unique, non-constraint indexes never scanned since stats reset.",
     &[],
-);
+)
+.per_database();
 const UNUSED_BYTES: Metric = Metric::gauge(
     "indexes_unused_bytes",
     "Total size of the unused indexes.",
     &[],
-);
+)
+.per_database();
 const DUPLICATE: Metric = Metric::gauge(
     "indexes_duplicate",
     "Indexes duplicating another index of the same table.",
     &[],
-);
+)
+.per_database();
 const DUPLICATE_BYTES: Metric = Metric::gauge(
     "indexes_duplicate_bytes",
     "Size of the redundant duplicates (all copies of a set but its largest).",
     &[],
-);
+)
+.per_database();
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {

@@ -19,12 +19,14 @@ const BLOCKED: Metric = Metric::gauge(
     "blocked_sessions",
     "Sessions waiting on a lock held by another.",
     &[],
-);
+)
+.per_database();
 const WAIT_MAX: Metric = Metric::gauge(
     "lock_wait_max_seconds",
     "The longest current lock wait.",
     &[],
-);
+)
+.per_database();
 const DEADLOCKS: Metric = Metric::counter(
     "deadlocks_total",
     "Deadlocks detected in each database (pg_stat_database).",
@@ -88,24 +90,19 @@ impl Check for Locks {
     fn run<'a>(&'a mut self, ctx: &'a Context<'_>) -> BoxFuture<'a, Result<Outcome, String>> {
         async move {
             let session = ctx.session().await?;
-            let version: i32 = fetch_one(&session, NAME, VERSION_SQL, |r| col(r, 0)).await?;
-            let sql = sessions_sql(version.into());
-            let sessions = fetch(&session, NAME, &sql, |r| {
-                Ok(Waiter {
-                    pid: col(r, 0)?,
-                    blocked_by: col(r, 1)?,
-                    waited: col(r, 2)?,
-                    user: col(r, 3)?,
-                    database: col(r, 4)?,
-                    state: col(r, 5)?,
-                    query: query_text(r, 6)?,
-                })
-            })
-            .await?;
-            let deadlocks = fetch(&session, NAME, DEADLOCKS_SQL, |r| {
-                Ok((col(r, 0)?, col(r, 1)?))
-            })
-            .await?;
+            let sessions = match ctx.wants(&BLOCKED) {
+                true => waiters(&session).await?,
+                false => Vec::new(),
+            };
+            let deadlocks = match ctx.wants(&DEADLOCKS) {
+                true => {
+                    fetch(&session, NAME, DEADLOCKS_SQL, |r| {
+                        Ok((col(r, 0)?, col(r, 1)?))
+                    })
+                    .await?
+                }
+                false => Vec::new(),
+            };
             session.finish().await;
             let mut out = blocking(ctx.config, &sessions);
             self.deadlocks(&deadlocks.into_iter().collect(), &mut out);
@@ -113,6 +110,25 @@ impl Check for Locks {
         }
         .boxed()
     }
+}
+
+/// The blocked sessions of this database and the sessions blocking them.
+async fn waiters(session: &super::Session) -> Result<Vec<Waiter>, String> {
+    let version: i32 = fetch_one(session, NAME, VERSION_SQL, |r| col(r, 0)).await?;
+    let sql = sessions_sql(version.into());
+    let sessions = fetch(session, NAME, &sql, |r| {
+        Ok(Waiter {
+            pid: col(r, 0)?,
+            blocked_by: col(r, 1)?,
+            waited: col(r, 2)?,
+            user: col(r, 3)?,
+            database: col(r, 4)?,
+            state: col(r, 5)?,
+            query: query_text(r, 6)?,
+        })
+    })
+    .await?;
+    Ok(sessions)
 }
 
 /// A blocked session (`blocked_by` not empty) or one blocking another.

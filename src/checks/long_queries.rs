@@ -23,32 +23,38 @@ const LONG_QUERIES: Metric = Metric::gauge(
     "long_queries",
     "Active queries running longer than query_warning.",
     &[],
-);
+)
+.per_database();
 const LONG_QUERY_MAX: Metric = Metric::gauge(
     "long_query_max_seconds",
     "The longest running active query.",
     &[],
-);
+)
+.per_database();
 const LONG_TRANSACTIONS: Metric = Metric::gauge(
     "long_transactions",
     "Transactions open longer than transaction_warning.",
     &[],
-);
+)
+.per_database();
 const LONG_TRANSACTION_MAX: Metric = Metric::gauge(
     "long_transaction_max_seconds",
     "The longest open transaction.",
     &[],
-);
+)
+.per_database();
 const IDLE_IN_TX: Metric = Metric::gauge(
     "idle_in_transaction_sessions",
     "Sessions idle in a transaction longer than idle_in_transaction_warning.",
     &[],
-);
+)
+.per_database();
 const IDLE_IN_TX_MAX: Metric = Metric::gauge(
     "idle_in_transaction_max_seconds",
     "The longest idle-in-transaction session.",
     &[],
-);
+)
+.per_database();
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {

@@ -16,6 +16,48 @@ pub struct Metric {
     pub kind: MetricKind,
     /// Label names besides `target`; each must have bounded values.
     pub labels: &'static [&'static str],
+    /// Where it is measured when a target discovers its server's databases.
+    pub scope: Scope,
+}
+
+/// Where a metric is measured for a discovery target (see [`crate::fleet`]):
+/// by the target's own unit once per server, by each database's unit, or
+/// by both (each unit's own connection latency). A plain target measures
+/// everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The server's view: replication, WAL, settings, every database's size and xid age.
+    Server,
+    /// What only a session in that database sees: its tables, indexes, sessions.
+    Database,
+    Both,
+}
+
+/// What one checker measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Unit {
+    /// A plain target: everything.
+    #[default]
+    Whole,
+    /// A discovery target's own unit: the server-wide metrics.
+    Server,
+    /// One discovered database: the database-scoped metrics.
+    Database,
+}
+
+impl Unit {
+    pub fn wants(self, metric: &Metric) -> bool {
+        match (self, metric.scope) {
+            (Unit::Whole, _) | (_, Scope::Both) => true,
+            (Unit::Server, scope) => scope == Scope::Server,
+            (Unit::Database, scope) => scope == Scope::Database,
+        }
+    }
+
+    /// Does a check with `spec` measure anything in this unit?
+    pub fn runs(self, spec: &Spec) -> bool {
+        spec.metrics.iter().any(|m| self.wants(m))
+    }
 }
 
 impl Metric {
@@ -29,6 +71,23 @@ impl Metric {
             help,
             kind: MetricKind::Gauge,
             labels,
+            scope: Scope::Server,
+        }
+    }
+
+    /// Measured in each discovered database's unit (see [`Scope`]).
+    pub const fn per_database(self) -> Self {
+        Self {
+            scope: Scope::Database,
+            ..self
+        }
+    }
+
+    /// Measured in every unit.
+    pub const fn in_every_unit(self) -> Self {
+        Self {
+            scope: Scope::Both,
+            ..self
         }
     }
 
@@ -80,6 +139,10 @@ pub struct Spec {
 
 impl Spec {
     pub fn declares(&self, metric: &str) -> bool {
-        self.metrics.iter().any(|m| m.name == metric)
+        self.metric(metric).is_some()
+    }
+
+    pub fn metric(&self, name: &str) -> Option<&'static Metric> {
+        self.metrics.iter().find(|m| m.name == name).copied()
     }
 }

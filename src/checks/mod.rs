@@ -39,7 +39,7 @@ use futures::future::BoxFuture;
 
 pub use self::config::*;
 pub use self::connectivity::ServerInfo;
-pub use self::metric::{Metric, Spec};
+pub use self::metric::{Metric, Scope, Spec, Unit};
 pub use self::session::Session;
 use crate::config::TargetConfig;
 use crate::report::{CheckResult, Measurement, Status, TargetReport};
@@ -137,6 +137,8 @@ pub struct Context<'a> {
     pub config: &'a ChecksConfig,
     /// What this cycle's connect probe learned.
     pub server: ServerInfo,
+    /// What the checker measures: everything, or its part of a fleet.
+    pub unit: Unit,
 }
 
 impl Context<'_> {
@@ -147,6 +149,12 @@ impl Context<'_> {
 
     pub fn top_n(&self) -> usize {
         self.config.top_n()
+    }
+
+    /// Is `metric` measured here? A check that measures in several scopes
+    /// skips the queries of the others (and judges nothing from them).
+    pub fn wants(&self, metric: &Metric) -> bool {
+        self.unit.wants(metric)
     }
 }
 
@@ -228,16 +236,27 @@ pub struct Checker {
     /// Per check (registry order): when it last ran against a reachable
     /// target, and what it found.
     last: Vec<Option<(Instant, CheckResult)>>,
+    unit: Unit,
 }
 
 impl Checker {
     pub fn new(target: crate::pool::Target, config: ChecksConfig) -> Self {
-        let checks = registry();
+        Self::for_unit(target, config, Unit::Whole)
+    }
+
+    /// A checker of one part of a fleet: only the checks that measure
+    /// something in `unit` (connectivity always: it decides `up`).
+    pub fn for_unit(target: crate::pool::Target, config: ChecksConfig, unit: Unit) -> Self {
+        let checks: Vec<Box<dyn Check>> = registry()
+            .into_iter()
+            .filter(|c| c.name() == "connectivity" || unit.runs(c.spec()))
+            .collect();
         Self {
             last: vec![None; checks.len()],
             target,
             config,
             checks,
+            unit,
         }
     }
 
@@ -284,6 +303,7 @@ impl Checker {
             config,
             checks,
             last,
+            unit,
         } = self;
         let pool_status = target.pool.status();
         let server = connectivity::probe(target).await;
@@ -293,6 +313,7 @@ impl Checker {
             pool_status,
             config,
             server: server.clone(),
+            unit: *unit,
         };
         let selected = checks
             .iter_mut()
@@ -323,6 +344,7 @@ impl Checker {
         .await;
         TargetReport {
             target: target.name().to_string(),
+            database: None,
             up: server.reachable,
             error: (!server.reachable).then(|| server.message.clone()),
             finished_at: std::time::SystemTime::now()
@@ -378,7 +400,7 @@ async fn run_one(check: &mut dyn Check, ctx: &Context<'_>) -> CheckResult {
         fail::fail_point!(&format!("check.{name}"));
         tokio::time::timeout(bound, check.run(ctx)).await
     });
-    let outcome = match running.catch_unwind().await {
+    let mut outcome = match running.catch_unwind().await {
         Ok(Ok(Ok(outcome))) => outcome,
         Ok(Ok(Err(message))) => failed(message),
         Ok(Err(_)) => failed(format!("timed out after {bound:?}")),
@@ -400,6 +422,11 @@ async fn run_one(check: &mut dyn Check, ctx: &Context<'_>) -> CheckResult {
         "{name} exports an undeclared metric: {:?}",
         outcome.measurements
     );
+    // A fleet exports each series once: from the server's unit or from the database's.
+    let spec = check.spec();
+    outcome
+        .measurements
+        .retain(|m| spec.metric(&m.metric).is_none_or(|m| ctx.wants(m)));
     outcome.into_result(name, started.elapsed())
 }
 

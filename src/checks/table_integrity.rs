@@ -23,19 +23,22 @@ const NO_PK: Metric = Metric::gauge(
     "tables_without_primary_key",
     "User tables without a primary key.",
     &[],
-);
+)
+.per_database();
 const NOT_VALID: Metric =
-    Metric::gauge("constraints_not_valid", "Constraints left NOT VALID.", &[]);
+    Metric::gauge("constraints_not_valid", "Constraints left NOT VALID.", &[]).per_database();
 const FK_NO_INDEX: Metric = Metric::gauge(
     "foreign_keys_without_index",
     "Foreign keys with no index on their columns.",
     &[],
-);
+)
+.per_database();
 const SEQUENCE: Metric = Metric::gauge(
     "sequence_max_usage_ratio",
     "The fullest readable sequence, 0-1.",
     &[],
-);
+)
+.per_database();
 const XID_AGE: Metric = Metric::gauge(
     "xid_age",
     "age(datfrozenxid) of each database.",
@@ -60,12 +63,14 @@ const DEAD_RATIO: Metric = Metric::gauge(
     "dead_tuples_max_ratio",
     "Highest dead/(live+dead) ratio of a table with at least dead_tuples_min dead tuples.",
     &[],
-);
+)
+.per_database();
 const STALE: Metric = Metric::gauge(
     "tables_vacuum_stale",
     "Tables with at least dead_tuples_min dead tuples not vacuumed within vacuum_stale_after.",
     &[],
-);
+)
+.per_database();
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
@@ -227,10 +232,15 @@ impl Check for TableIntegrity {
                 })
             })
             .await?;
-            let xids = fetch(&session, NAME, XID_SQL, |r| {
-                Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?))
-            })
-            .await?;
+            let xids = match ctx.wants(&XID_AGE) {
+                true => {
+                    fetch(&session, NAME, XID_SQL, |r| {
+                        Ok((col(r, 0)?, col(r, 1)?, col(r, 2)?))
+                    })
+                    .await?
+                }
+                false => Vec::new(),
+            };
             let dead = fetch(&session, NAME, &dead_tuples_sql(ctx.config), |r| {
                 Ok(Dead {
                     table: col(r, 1)?,

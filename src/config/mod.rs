@@ -41,6 +41,8 @@ pub struct Config {
     /// `[lint]`: migration safety rules (`migrate lint`, the `migrate up` gate).
     pub lint: crate::migrate::lint::LintConfig,
     pub schema: crate::schema::SchemaConfig,
+    /// `[fleet]`: discovery targets' connection budget, sharding.
+    pub fleet: crate::fleet::FleetConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetConfig>,
     /// The file this came from, if any (not a key).
@@ -60,6 +62,7 @@ impl Default for Config {
             seed: Default::default(),
             lint: Default::default(),
             schema: Default::default(),
+            fleet: Default::default(),
             targets: Vec::new(),
             source: None,
         }
@@ -135,6 +138,10 @@ pub struct TargetConfig {
     /// Take scheduled backups of this target (the daemon).
     #[serde(default)]
     pub backup: bool,
+    /// Watch every database of the server whose name matches (the daemon);
+    /// the URL's own database is only where `pg_database` is listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discover: Option<crate::fleet::Pattern>,
 }
 
 fn default_pool_size() -> PoolSize {
@@ -164,6 +171,7 @@ impl TargetConfig {
             expected_replicas: None,
             migrate: true,
             backup: true,
+            discover: None,
         }
     }
 

@@ -134,6 +134,13 @@ fn duration_rules(config: &Config) -> Vec<Rule> {
             Duration::secs(86_400),
         )
         .because("how long a backup waits for another one of the same target"),
+        Rule::new(
+            "fleet.discover_interval",
+            config.fleet.discover_interval,
+            Duration::secs(1),
+            Duration::secs(86_400),
+        )
+        .because("discovery lists pg_database once per interval; it cannot be zero"),
     ];
     for (check, interval) in checks.intervals.set() {
         rules.push(
@@ -169,6 +176,7 @@ pub fn validate(config: &Config) -> Result<()> {
     };
     // First: its message for a per-check interval below the cycle's says more.
     config.checks.validate().map_err(file)?;
+    config.fleet.validate().map_err(|e| file(e.into()))?;
     for rule in duration_rules(config) {
         rule.check().map_err(|e| file(e.into()))?;
     }

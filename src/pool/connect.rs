@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Mutex, oneshot};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config};
@@ -64,6 +64,8 @@ pub enum Phase {
     Socket,
     /// Connected; the server has not finished authentication and startup.
     Startup,
+    /// Waiting for one of the server's connection slots (`[fleet]`).
+    Queued,
 }
 
 impl Phase {
@@ -75,15 +77,18 @@ impl Phase {
         match value {
             1 => Self::Socket,
             2 => Self::Startup,
+            3 => Self::Queued,
             _ => Self::Idle,
         }
     }
 }
 
 /// A pooled connection: the client, and its connection task running beside it.
-/// Dropping the client ends the task, which says goodbye to the server.
+/// Dropping the client ends the task, which says goodbye to the server, and
+/// gives back the server slot it held (if its gate has a budget).
 pub struct Conn {
     client: Client,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl std::ops::Deref for Conn {
@@ -99,7 +104,7 @@ impl fmt::Debug for Conn {
     }
 }
 
-type Attempt = Result<Client, ConnectError>;
+type Attempt = Result<Conn, ConnectError>;
 
 /// One attempt in flight per target (see the module docs).
 pub struct Gate {
@@ -110,6 +115,10 @@ pub struct Gate {
     /// is what makes a caller the one that waits on it.
     attempt: Mutex<Option<oneshot::Receiver<Attempt>>>,
     phase: Arc<AtomicU8>,
+    /// The server's connection slots, when its connections are capped
+    /// (discovery targets): an attempt holds one from before it connects
+    /// until its connection closes.
+    budget: Option<Arc<Semaphore>>,
 }
 
 impl Gate {
@@ -120,7 +129,14 @@ impl Gate {
             socket_timeout,
             attempt: Mutex::new(None),
             phase: Arc::new(AtomicU8::new(0)),
+            budget: None,
         }
+    }
+
+    /// Every connection of this gate holds a slot of `budget` while open.
+    pub fn with_budget(mut self, budget: Option<Arc<Semaphore>>) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// What the running attempt is doing (for error messages).
@@ -149,15 +165,38 @@ impl Gate {
     fn start(&self) -> oneshot::Receiver<Attempt> {
         let (sender, receiver) = oneshot::channel();
         let (config, tls, timeout) = (self.config.clone(), self.tls.clone(), self.socket_timeout);
-        let phase = self.phase.clone();
+        let (phase, budget) = (self.phase.clone(), self.budget.clone());
         tokio::spawn(async move {
-            let outcome = open(&config, tls, timeout, &phase).await;
+            let outcome = open_in_budget(budget, &config, tls, timeout, &phase).await;
             phase.store(Phase::Idle as u8, Ordering::Relaxed);
             // Nobody left to take it (the pool is gone): the client drops here.
             let _ = sender.send(outcome);
         });
         receiver
     }
+}
+
+/// A server slot (when budgeted), then a connection that keeps it.
+async fn open_in_budget(
+    budget: Option<Arc<Semaphore>>,
+    config: &Config,
+    tls: MakeRustlsConnect,
+    socket_timeout: Duration,
+    phase: &AtomicU8,
+) -> Attempt {
+    let slot = match budget {
+        Some(budget) => {
+            phase.store(Phase::Queued as u8, Ordering::Relaxed);
+            // The semaphore is never closed.
+            budget.acquire_owned().await.ok()
+        }
+        None => None,
+    };
+    let client = open(config, tls, socket_timeout, phase).await?;
+    Ok(Conn {
+        client,
+        _slot: slot,
+    })
 }
 
 /// Open one connection: the socket (bounded by `socket_timeout`), then the
@@ -168,7 +207,7 @@ pub async fn open(
     tls: MakeRustlsConnect,
     socket_timeout: Duration,
     phase: &AtomicU8,
-) -> Attempt {
+) -> Result<Client, ConnectError> {
     phase.store(Phase::Socket as u8, Ordering::Relaxed);
     let (stream, host) = socket(config, socket_timeout).await?;
     phase.store(Phase::Startup as u8, Ordering::Relaxed);
@@ -240,7 +279,12 @@ fn keep_alive(tcp: &tokio::net::TcpStream) -> std::io::Result<()> {
     socket2::SockRef::from(tcp).set_tcp_keepalive(&keepalive)
 }
 
-async fn startup<S>(config: &Config, mut tls: MakeRustlsConnect, host: &str, stream: S) -> Attempt
+async fn startup<S>(
+    config: &Config,
+    mut tls: MakeRustlsConnect,
+    host: &str,
+    stream: S,
+) -> Result<Client, ConnectError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -268,9 +312,7 @@ impl deadpool::managed::Manager for Manager {
     type Error = ConnectError;
 
     async fn create(&self) -> Result<Conn, ConnectError> {
-        Ok(Conn {
-            client: self.gate.connect().await?,
-        })
+        self.gate.connect().await
     }
 
     async fn recycle(

@@ -18,46 +18,108 @@ use crate::checks::{Checker, ChecksConfig};
 use crate::config::{Config, TargetConfig};
 use crate::report::{Status, TargetReport};
 
-/// The running collectors, by target name.
+/// The running collectors, by target name (and `<name>/fleet` for the
+/// databases of a discovery target).
 #[derive(Default)]
 pub struct Collectors {
     running: BTreeMap<String, Running>,
+    budgets: Arc<crate::fleet::Budgets>,
 }
 
+/// What a reload that changes it restarts the task for.
+type Key = (
+    TargetConfig,
+    ChecksConfig,
+    crate::migrate::MigrationsConfig,
+    crate::fleet::FleetConfig,
+);
+
 struct Running {
-    /// What the task was started with; a reload that changes it restarts the task.
-    key: (TargetConfig, ChecksConfig, crate::migrate::MigrationsConfig),
+    key: Key,
     task: JoinHandle<()>,
 }
 
+/// How a collector reaches its target.
+#[derive(Clone)]
+pub enum Part {
+    /// A plain target: every check, on the target's own pool.
+    Whole,
+    /// A discovery target's own unit: the server-wide checks, on a pool
+    /// that takes its connections from the server's budget and closes them
+    /// after each cycle.
+    Server(Arc<tokio::sync::Semaphore>),
+}
+
 impl Collectors {
-    /// Start (or keep, when unchanged) a collector for every target of `config`,
-    /// stopping those of targets that are gone or changed.
+    /// Start (or keep, when unchanged) the collectors of every target of
+    /// `config` this instance owns (see `fleet.shard`), stopping those of
+    /// targets that are gone or changed.
     pub fn apply(&mut self, config: &Arc<Config>, shared: &Arc<Shared>) {
         let mut old = std::mem::take(&mut self.running);
         for target in &config.targets {
-            let key = (
+            let key: Key = (
                 target.clone(),
                 config.checks.clone(),
                 config.migrations.clone(),
+                config.fleet.clone(),
             );
             let name = target.name.to_string();
-            match old.remove(&name) {
-                Some(running) if running.key == key => {
-                    self.running.insert(name, running);
-                }
-                previous => {
-                    if let Some(previous) = previous {
-                        previous.task.abort();
-                    }
-                    let task =
-                        tokio::spawn(supervise(config.clone(), target.clone(), shared.clone()));
-                    self.running.insert(name, Running { key, task });
-                }
+            let budget = target
+                .discover
+                .as_ref()
+                .map(|_| self.budgets.of(target, &config.fleet));
+            if config.fleet.owns(&name) {
+                let part = budget.clone().map_or(Part::Whole, Part::Server);
+                let (config, target, shared2) = (config.clone(), target.clone(), shared.clone());
+                self.keep_or_start(&mut old, name.clone(), &key, shared, move || {
+                    collect(
+                        config.clone(),
+                        target.clone(),
+                        part.clone(),
+                        shared2.clone(),
+                    )
+                });
+            }
+            if let Some(budget) = budget {
+                let (config, target, shared2) = (config.clone(), target.clone(), shared.clone());
+                self.keep_or_start(&mut old, format!("{name}/fleet"), &key, shared, move || {
+                    super::fleet::run(
+                        config.clone(),
+                        target.clone(),
+                        budget.clone(),
+                        shared2.clone(),
+                    )
+                });
             }
         }
         for (_, gone) in old {
             gone.task.abort();
+        }
+    }
+
+    fn keep_or_start<F, Fut>(
+        &mut self,
+        old: &mut BTreeMap<String, Running>,
+        name: String,
+        key: &Key,
+        shared: &Arc<Shared>,
+        start: F,
+    ) where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        match old.remove(&name) {
+            Some(running) if running.key == *key => {
+                self.running.insert(name, running);
+            }
+            previous => {
+                if let Some(previous) = previous {
+                    previous.task.abort();
+                }
+                let task = tokio::spawn(supervise(name.clone(), shared.clone(), start));
+                let key = key.clone();
+                self.running.insert(name, Running { key, task });
+            }
         }
     }
 
@@ -75,27 +137,29 @@ impl Collectors {
 /// collector that panics on every cycle does not spin.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
-/// Run a target's collector, starting it again (logged, and counted in
-/// `pgwarden_collector_restarts_total`) whenever it dies, so a panic never
-/// leaves the target's last report frozen. Aborting the supervisor aborts
-/// the collector with it.
-async fn supervise(config: Arc<Config>, target: TargetConfig, shared: Arc<Shared>) {
+/// Run a collector (`start` makes it), starting it again (logged, and
+/// counted in `pgwarden_collector_restarts_total`) whenever it dies, so a
+/// panic never leaves the target's last report frozen. Aborting the
+/// supervisor aborts the collector with it.
+async fn supervise<F, Fut>(name: String, shared: Arc<Shared>, start: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    // The restarts of `<target>/fleet` count under the target.
+    let target = name.split('/').next().unwrap_or(&name).to_string();
     loop {
-        let mut task = AbortOnDrop(tokio::spawn(collect(
-            config.clone(),
-            target.clone(),
-            shared.clone(),
-        )));
+        let mut task = AbortOnDrop(tokio::spawn(start()));
         let why = match (&mut task.0).await {
             Err(e) if e.is_panic() => crate::checks::panic_message(e.into_panic().as_ref()),
             Err(_) => return,
             Ok(()) => "it returned".to_string(),
         };
         tracing::error!(
-            target = %target.name,
+            collector = %name,
             "the collector task died ({why}); starting it again in {RESTART_DELAY:?}"
         );
-        shared.record_restart(target.name.as_str());
+        shared.record_restart(&target);
         tokio::time::sleep(RESTART_DELAY).await;
     }
 }
@@ -114,12 +178,25 @@ pub fn cycle_deadline(target: &TargetConfig, checks: &ChecksConfig) -> Duration 
     checks.interval.get() + target.connect_timeout.get() + checks.timeout.get()
 }
 
-async fn collect(config: Arc<Config>, target: TargetConfig, shared: Arc<Shared>) {
+/// The checker of a target (or of its server-wide part).
+pub fn checker(target: &TargetConfig, config: &Config, part: &Part) -> crate::Result<Checker> {
+    let checks = config.checks.clone();
+    Ok(match part {
+        Part::Whole => Checker::new(crate::pool::Target::new(target)?, checks),
+        Part::Server(budget) => {
+            let size = config.fleet.server_pool_size(target);
+            let pooled = crate::pool::Target::budgeted(target, size, budget.clone())?;
+            Checker::for_unit(pooled, checks, crate::checks::Unit::Server)
+        }
+    })
+}
+
+async fn collect(config: Arc<Config>, target: TargetConfig, part: Part, shared: Arc<Shared>) {
     let name = target.name.to_string();
     let interval = config.checks.interval.get();
     let deadline = cycle_deadline(&target, &config.checks);
-    let mut checker = match crate::pool::Target::new(&target) {
-        Ok(t) => Some(Checker::new(t, config.checks.clone())),
+    let mut checker = match checker(&target, &config, &part) {
+        Ok(checker) => Some(checker),
         Err(e) => {
             tracing::error!(target = %name, "cannot set up the target: {e}");
             None
@@ -162,6 +239,10 @@ async fn collect(config: Arc<Config>, target: TargetConfig, shared: Arc<Shared>)
                     refresh_pooled_status(&config, &pooled, &checks, &shared).await;
             }
             drift.tick(&pooled, &checks, &shared).await;
+        }
+        // A server's budget is shared with its databases: hold no idle slot.
+        if let (Part::Server(_), Some(checker)) = (&part, checker.as_ref()) {
+            checker.target().close_idle();
         }
     }
 }
@@ -247,9 +328,10 @@ async fn pooled_read<T>(
         .unwrap_or_else(|_| Err(format!("timed out after {bound:?}")))
 }
 
-fn down(name: &str, started: Instant, error: String) -> TargetReport {
+pub fn down(name: &str, started: Instant, error: String) -> TargetReport {
     TargetReport {
         target: name.to_string(),
+        database: None,
         up: false,
         error: Some(error),
         finished_at: unix_now(),
@@ -321,7 +403,7 @@ fn failure_kind(error: &str) -> &str {
 /// Logs a line when something changes (a target goes down or comes back, a
 /// check changes status), not on every cycle, so a long outage is one line.
 #[derive(Default)]
-struct ProblemLog {
+pub struct ProblemLog {
     up: Option<bool>,
     /// While down: what kind of failure (its words before the details), so
     /// a change of cause is one more line and a repeat none.
@@ -330,8 +412,9 @@ struct ProblemLog {
 }
 
 impl ProblemLog {
-    fn record(&mut self, report: &TargetReport) {
-        let target = report.target.as_str();
+    pub fn record(&mut self, report: &TargetReport) {
+        let unit = crate::fleet::unit_key(&report.target, report.database.as_deref());
+        let target = unit.as_str();
         let error = report.error.as_deref().unwrap_or("unknown error");
         let because = (!report.up).then(|| failure_kind(error).to_string());
         match (self.up, report.up) {

@@ -159,6 +159,7 @@ mod tests {
     fn report(at: f64, measurements: Vec<Measurement>) -> TargetReport {
         TargetReport {
             target: "db".into(),
+            database: None,
             up: true,
             error: None,
             finished_at: at,

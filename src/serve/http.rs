@@ -70,6 +70,7 @@ impl Web {
         }
         match request.uri().path() {
             "/metrics" => self.metrics(request.headers()),
+            "/probe" => self.probe(request.uri().query().unwrap_or("")),
             "/health" => self.health(),
             "/ready" => self.ready(),
             "/" => body(
@@ -79,7 +80,7 @@ impl Web {
             ),
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found; try /metrics, /health, /ready\n",
+                "not found; try /metrics, /probe?target=NAME, /health, /ready\n",
             ),
         }
     }
@@ -104,6 +105,38 @@ impl Web {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         response
+    }
+
+    /// `/probe?target=NAME[&database=DB]`: one target's (or one discovered
+    /// database's) series, for Prometheus' multi-target pattern.
+    fn probe(&self, query: &str) -> Response<Full<Bytes>> {
+        let mut target = None;
+        let mut database = None;
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match key.as_ref() {
+                "target" => target = Some(value.into_owned()),
+                "database" => database = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        let Some(target) = target else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "name the target: /probe?target=NAME (and &database=DB for a discovered database)\n",
+            );
+        };
+        match self.shared.probe(&target, database.as_deref()) {
+            Ok(metrics) => body(
+                StatusCode::OK,
+                encoding::PROMETHEUS_TYPE,
+                Bytes::from(metrics),
+            ),
+            Err(message) => body(
+                StatusCode::NOT_FOUND,
+                "text/plain; charset=utf-8",
+                Bytes::from(message),
+            ),
+        }
     }
 
     fn health(&self) -> Response<Full<Bytes>> {

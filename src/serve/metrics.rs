@@ -30,6 +30,15 @@ struct Family {
 impl Families {
     /// Add one sample of `pgwarden_<metric>`, `target` first when given.
     pub fn add(&mut self, target: Option<&str>, m: &Measurement) {
+        let base: &[(&str, &str)] = match target {
+            Some(target) => &[("target", target)],
+            None => &[],
+        };
+        self.add_labeled(base, m);
+    }
+
+    /// Add one sample of `pgwarden_<metric>` with `base` labels before its own.
+    pub fn add_labeled(&mut self, base: &[(&str, &str)], m: &Measurement) {
         let name = format!("{PREFIX}{}", sanitize_name(&m.metric));
         let at = match self.index.get(&name) {
             Some(&at) => at,
@@ -46,9 +55,9 @@ impl Families {
         };
         let samples = &mut self.order[at].samples;
         samples.push_str(&name);
-        let labels = target
-            .map(|t| ("target", t))
-            .into_iter()
+        let labels = base
+            .iter()
+            .copied()
             .chain(m.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut first = true;
         for (key, value) in labels {
@@ -69,8 +78,12 @@ impl Families {
 
     /// Every measurement of a target's report, plus the daemon's own per-target series.
     pub fn add_target(&mut self, report: &TargetReport) {
-        let target = Some(report.target.as_str());
-        self.add(
+        let mut base = vec![("target", report.target.as_str())];
+        if let Some(database) = &report.database {
+            base.push(("database", database.as_str()));
+        }
+        let target = base.as_slice();
+        self.add_labeled(
             target,
             &Measurement::gauge(
                 "up",
@@ -78,7 +91,7 @@ impl Families {
                 if report.up { 1.0 } else { 0.0 },
             ),
         );
-        self.add(
+        self.add_labeled(
             target,
             &Measurement::gauge(
                 "last_cycle_timestamp_seconds",
@@ -86,7 +99,7 @@ impl Families {
                 report.finished_at,
             ),
         );
-        self.add(
+        self.add_labeled(
             target,
             &Measurement::gauge(
                 "cycle_duration_seconds",
@@ -95,7 +108,7 @@ impl Families {
             ),
         );
         for check in &report.checks {
-            self.add(
+            self.add_labeled(
                 target,
                 &Measurement::gauge(
                     "check_status",
@@ -104,7 +117,7 @@ impl Families {
                 )
                 .label("check", &check.check),
             );
-            self.add(
+            self.add_labeled(
                 target,
                 &Measurement::gauge(
                     "check_duration_seconds",
@@ -116,7 +129,7 @@ impl Families {
         }
         for check in &report.checks {
             for m in &check.measurements {
-                self.add(target, m);
+                self.add_labeled(target, m);
             }
         }
     }
@@ -185,6 +198,7 @@ mod tests {
     fn samples_of_one_metric_share_one_header_and_labels_are_escaped() {
         let report = TargetReport {
             target: "primary".into(),
+            database: None,
             up: true,
             error: None,
             finished_at: 1700000000.5,

@@ -18,6 +18,7 @@ mod collector;
 mod config;
 mod encoding;
 pub mod exporter;
+mod fleet;
 mod history;
 pub(crate) mod http;
 mod metrics;
@@ -303,8 +304,14 @@ fn validate(config: &Config) -> Result<()> {
     config.http.validate()
 }
 
+/// The targets whose own series this instance exports (its shard's).
 fn target_names(config: &Config) -> Vec<String> {
-    config.targets.iter().map(|t| t.name.to_string()).collect()
+    config
+        .targets
+        .iter()
+        .map(|t| t.name.to_string())
+        .filter(|name| config.fleet.owns(name))
+        .collect()
 }
 
 fn status_line(config: &Config) -> String {

@@ -607,6 +607,7 @@ mod tests {
         for at in [unix_now() - 30.0, unix_now()] {
             shared.publish(TargetReport {
                 target: "db".into(),
+                database: None,
                 up: true,
                 error: None,
                 finished_at: at,

@@ -73,7 +73,21 @@ pub struct Shared {
     /// Recent cycles' key numbers, for the status page's charts.
     history: Mutex<History>,
     backup_plan: RwLock<Option<BackupPlan>>,
+    /// Discovery targets' databases, by target.
+    fleets: RwLock<BTreeMap<String, Fleet>>,
     process: prometheus::process_collector::ProcessCollector,
+}
+
+/// What a discovery target found on its server, and its databases' last reports.
+#[derive(Default)]
+struct Fleet {
+    /// Did the last listing of `pg_database` succeed?
+    discovery_up: bool,
+    /// Matching databases this instance watches (its shard's).
+    discovered: usize,
+    /// How long the last pass over every database took.
+    pass_seconds: Option<f64>,
+    databases: BTreeMap<String, TargetReport>,
 }
 
 struct Cached {
@@ -95,6 +109,7 @@ impl Shared {
             cache: Mutex::new(None),
             history: Mutex::new(History::default()),
             backup_plan: RwLock::new(None),
+            fleets: RwLock::new(BTreeMap::new()),
             process: prometheus::process_collector::ProcessCollector::new(
                 std::process::id() as i32,
                 "pgwarden",
@@ -129,7 +144,52 @@ impl Shared {
         *write(&self.environment) = environment.to_string();
         lock(&self.migrations).retain(|name, _| targets.contains(name));
         lock(&self.history).retain(targets);
+        write(&self.fleets).retain(|name, _| targets.contains(name));
         self.changed();
+    }
+
+    /// A discovered database's cycle finished.
+    pub fn publish_database(&self, report: TargetReport) {
+        let Some(database) = report.database.clone() else {
+            return self.publish(report);
+        };
+        write(&self.fleets)
+            .entry(report.target.clone())
+            .or_default()
+            .databases
+            .insert(database, report);
+        self.changed();
+    }
+
+    /// A discovery listed `databases` (this shard's) on `target`'s server,
+    /// or failed (`None`): the reports of databases no longer listed go.
+    pub fn set_discovered(&self, target: &str, databases: Option<&[String]>) {
+        let mut fleets = write(&self.fleets);
+        let fleet = fleets.entry(target.to_string()).or_default();
+        fleet.discovery_up = databases.is_some();
+        if let Some(databases) = databases {
+            fleet.discovered = databases.len();
+            fleet.databases.retain(|name, _| databases.contains(name));
+        }
+        drop(fleets);
+        self.changed();
+    }
+
+    /// A pass over every database of `target` took `seconds`.
+    pub fn set_fleet_pass(&self, target: &str, seconds: f64) {
+        write(&self.fleets)
+            .entry(target.to_string())
+            .or_default()
+            .pass_seconds = Some(seconds);
+        self.changed();
+    }
+
+    /// The discovered databases of `target` this instance watches.
+    pub fn databases(&self, target: &str) -> Vec<String> {
+        read(&self.fleets)
+            .get(target)
+            .map(|f| f.databases.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn set_reload_ok(&self, ok: bool) {
@@ -200,10 +260,13 @@ impl Shared {
 
     /// The last completed reports, as one `Report` (what `/health` returns).
     pub fn report(&self) -> Report {
-        let targets = read(&self.reports)
+        let mut targets: Vec<TargetReport> = read(&self.reports)
             .iter()
             .filter_map(|(_, r)| r.clone())
             .collect();
+        for fleet in read(&self.fleets).values() {
+            targets.extend(fleet.databases.values().cloned());
+        }
         Report::new(&read(&self.environment), targets)
     }
 
@@ -252,22 +315,17 @@ impl Shared {
                 },
             ),
         );
-        let restarts = lock(&self.restarts).clone();
         for (target, report) in read(&self.reports).iter() {
-            families.add(
-                Some(target),
-                &Measurement::counter(
-                    "collector_restarts_total",
-                    "times the target's collector task died (a panic) and was started again",
-                    restarts.get(target).copied().unwrap_or(0) as f64,
-                ),
-            );
-            if let Some(report) = report {
-                families.add_target(report);
-            }
+            self.add_target_series(&mut families, target, report.as_ref());
         }
         for (target, state) in lock(&self.migrations).iter() {
             add_migration(&mut families, target, state);
+        }
+        for (target, fleet) in read(&self.fleets).iter() {
+            add_fleet(&mut families, target, fleet);
+            for report in fleet.databases.values() {
+                families.add_target(report);
+            }
         }
         for source in read(&self.sources).iter() {
             for (target, m) in source.measurements() {
@@ -281,6 +339,104 @@ impl Shared {
             .unwrap_or_default();
         out.push_str(&process);
         out
+    }
+}
+
+impl Shared {
+    /// A configured target's own series: its restarts and last report.
+    fn add_target_series(
+        &self,
+        families: &mut Families,
+        target: &str,
+        report: Option<&TargetReport>,
+    ) {
+        families.add(
+            Some(target),
+            &Measurement::counter(
+                "collector_restarts_total",
+                "times the target's collector task died (a panic) and was started again",
+                lock(&self.restarts).get(target).copied().unwrap_or(0) as f64,
+            ),
+        );
+        if let Some(report) = report {
+            families.add_target(report);
+        }
+    }
+
+    /// `/probe?target=…[&database=…]`: one unit's series, from memory, as
+    /// the multi-target exporter pattern wants; or a message naming the
+    /// known targets (or the target's databases) for a 404.
+    pub fn probe(&self, target: &str, database: Option<&str>) -> Result<String, String> {
+        let mut families = Families::default();
+        let reports = read(&self.reports);
+        let Some((_, report)) = reports.iter().find(|(name, _)| name == target) else {
+            let known: Vec<&str> = reports.iter().map(|(name, _)| name.as_str()).collect();
+            return Err(format!(
+                "no target named `{target}`; the targets are: {}\n",
+                known.join(", ")
+            ));
+        };
+        let fleets = read(&self.fleets);
+        match database {
+            Some(database) => {
+                let fleet = fleets.get(target);
+                let report = fleet.and_then(|f| f.databases.get(database)).ok_or_else(|| {
+                    let known: Vec<&str> = fleet
+                        .map(|f| f.databases.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    format!(
+                        "target `{target}` watches no database `{database}` (on this instance); its databases are: {}\n",
+                        known.join(", ")
+                    )
+                })?;
+                families.add_target(report);
+            }
+            None => {
+                self.add_target_series(&mut families, target, report.as_ref());
+                if let Some(state) = lock(&self.migrations).get(target) {
+                    add_migration(&mut families, target, state);
+                }
+                if let Some(fleet) = fleets.get(target) {
+                    add_fleet(&mut families, target, fleet);
+                }
+                for m in self.source_measurements(target) {
+                    families.add(Some(target), &m);
+                }
+            }
+        }
+        let mut out = String::with_capacity(4096);
+        families.render(&mut out);
+        Ok(out)
+    }
+}
+
+fn add_fleet(families: &mut Families, target: &str, fleet: &Fleet) {
+    let target = Some(target);
+    families.add(
+        target,
+        &Measurement::gauge(
+            "discovery_up",
+            "1 if the last listing of pg_database on a discovery target's server succeeded",
+            f64::from(u8::from(fleet.discovery_up)),
+        ),
+    );
+    families.add(
+        target,
+        &Measurement::gauge(
+            "discovery_databases",
+            "databases a discovery target matches and this instance (its shard) watches",
+            fleet.discovered as f64,
+        ),
+    );
+    if let Some(seconds) = fleet.pass_seconds {
+        families.add(
+            target,
+            &Measurement::gauge(
+                "fleet_pass_duration_seconds",
+                "how long the last pass over every discovered database of the target took",
+                seconds,
+            ),
+        );
     }
 }
 
@@ -382,6 +538,7 @@ mod tests {
         for target in ["primary", "replica"] {
             shared.publish(TargetReport {
                 target: target.into(),
+                database: None,
                 up: true,
                 error: None,
                 finished_at: 1.0,

@@ -148,7 +148,11 @@ pub fn start_prometheus(dir: &Path, pgwarden_port: u16) -> (Running, u16) {
     )
     .expect("write prometheus.yml");
     std::fs::copy(repo().join(ALERTS), dir.join("alerts.yml")).expect("copy alerts.yml");
+    run_prometheus(dir)
+}
 
+/// Prometheus on a free port with `dir/prometheus.yml`, once it is ready.
+pub fn run_prometheus(dir: &Path) -> (Running, u16) {
     let port = free_port();
     let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus log");
     let child = Command::new("prometheus")

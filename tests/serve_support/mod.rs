@@ -36,13 +36,30 @@ impl Serve {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Serve {
+        Self::spawn(dir, addr, config, extra_args, &[], env)
+    }
+
+    /// `pgwarden --config … serve <serve_args>`.
+    pub fn start_serving(dir: &Path, addr: &str, config: &str, serve_args: &[&str]) -> Serve {
+        Self::spawn(dir, addr, config, &[], serve_args, &[])
+    }
+
+    fn spawn(
+        dir: &Path,
+        addr: &str,
+        config: &str,
+        global_args: &[&str],
+        serve_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serve {
         let path = write_file(dir, "pgwarden.toml", config);
         let mut command = pgwarden(dir);
         command
             .arg("--config")
             .arg(&path)
-            .args(extra_args)
+            .args(global_args)
             .arg("serve")
+            .args(serve_args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())

@@ -248,3 +248,33 @@ impl Drop for Interrupted {
         let _ = self.0.wait();
     }
 }
+
+/// The process titles (`postgres: user db host(port) state`) of the
+/// postmaster's children whose title holds `needle` (` db ` for a database,
+/// `127.0.0.1(` for TCP clients): every backend, including the ones still in
+/// startup that pg_stat_activity does not show.
+pub fn backend_titles(data_dir: &Path, needle: &str) -> Vec<String> {
+    let pid_file = std::fs::read_to_string(data_dir.join("postmaster.pid")).unwrap();
+    let postmaster = pid_file.lines().next().unwrap().trim().to_string();
+    let mut titles = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = entry.path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …; comm may hold spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        if ppid != Some(postmaster.as_str()) {
+            continue;
+        }
+        let title = std::fs::read(path.join("cmdline"))
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+            .unwrap_or_default();
+        if title.contains(needle) {
+            titles.push(title);
+        }
+    }
+    titles
+}
