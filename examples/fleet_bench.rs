@@ -29,14 +29,15 @@ use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::load::{Run, fetch, load};
-use common::process::{cpu_seconds, peak_rss_mb, rss_mb};
+use common::process::{cpu_seconds, peak_rss_mb, rss_mb, tree_cpu_seconds};
 use common::{EXPORTER, Serve, fail, spawn_serve, wait_until_within};
 use pgwarden::cluster::{Cluster, ClusterOptions, PASSWORD};
 
 const BENCH: &str = "fleet_bench";
 /// pgwarden's default check interval, and a usual Prometheus scrape interval.
 const INTERVAL: Duration = Duration::from_secs(15);
-const PATTERN: &str = "^school_";
+/// Every database's name starts with this; pgwarden discovers `^school_`.
+const PREFIX: &str = "school_";
 const TEMPLATE: &str = "fleet_template";
 
 /// Every database is a copy of this: a school's few tables and indexes.
@@ -63,6 +64,7 @@ ANALYZE;
 fn main() {
     let settings = Settings::from_env();
     let fleet = Fleet::build(&settings);
+    bare_connections(&fleet, 100);
     let work = tempfile::tempdir().unwrap_or_else(|e| fail(BENCH, &format!("temp dir: {e}")));
     let pgwarden = settings
         .runs("pgwarden")
@@ -112,9 +114,9 @@ impl Settings {
 
 fn env_or<T: FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
-        Ok(value) => value.parse().unwrap_or_else(|_| {
-            fail(BENCH, &format!("{name}={value:?} is not a valid value"))
-        }),
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| fail(BENCH, &format!("{name}={value:?} is not a valid value"))),
         Err(_) => default,
     }
 }
@@ -136,7 +138,10 @@ impl Fleet {
             .collect();
         let (clusters, databases) = builders
             .into_iter()
-            .map(|b| b.join().unwrap_or_else(|_| fail(BENCH, "a cluster builder panicked")))
+            .map(|b| {
+                b.join()
+                    .unwrap_or_else(|_| fail(BENCH, "a cluster builder panicked"))
+            })
             .unzip();
         println!(
             "fleet: {} databases on {} PostgreSQL 15 clusters, each a copy of a template of \
@@ -160,8 +165,28 @@ impl Fleet {
         self.databases
             .iter()
             .enumerate()
-            .flat_map(|(i, names)| names.iter().map(move |n| (Fleet::target_name(i), n.clone())))
+            .flat_map(|(i, names)| {
+                names
+                    .iter()
+                    .map(move |n| (Fleet::target_name(i), n.clone()))
+            })
             .collect()
+    }
+
+    /// The postmasters' pids (first line of `postmaster.pid`).
+    fn postmasters(&self) -> Vec<u32> {
+        self.clusters
+            .iter()
+            .filter_map(|c| {
+                let pidfile = std::fs::read_to_string(c.data_dir().join("postmaster.pid")).ok()?;
+                pidfile.lines().next()?.trim().parse().ok()
+            })
+            .collect()
+    }
+
+    /// CPU seconds used so far by every server of the fleet.
+    fn server_cpu_seconds(&self) -> f64 {
+        self.postmasters().into_iter().map(tree_cpu_seconds).sum()
     }
 
     fn superuser_url(cluster: &Cluster) -> String {
@@ -175,7 +200,9 @@ impl Fleet {
 /// `school_001`… split into contiguous runs, one per cluster.
 fn database_names(total: usize, clusters: usize) -> Vec<Vec<String>> {
     let width = total.to_string().len().max(3);
-    let names: Vec<String> = (1..=total).map(|i| format!("school_{i:0width$}")).collect();
+    let names: Vec<String> = (1..=total)
+        .map(|i| format!("{PREFIX}{i:0width$}"))
+        .collect();
     let per_cluster = total.div_ceil(clusters);
     names.chunks(per_cluster).map(<[String]>::to_vec).collect()
 }
@@ -228,6 +255,40 @@ fn psql_args(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
+/// The anchor for a database cycle's cost: what merely connecting costs.
+/// `n` sequential psql sessions over TCP with the password (as pgwarden
+/// connects), each `SELECT 1`, spread over the fleet's databases: wall time
+/// and server CPU per session.
+fn bare_connections(fleet: &Fleet, n: usize) {
+    let all = fleet.all();
+    let cpu_before = fleet.server_cpu_seconds();
+    let started = Instant::now();
+    for i in 0..n {
+        let (target, database) = &all[i * all.len() / n];
+        let index = fleet.databases.iter().position(|d| d.contains(database));
+        let cluster = &fleet.clusters[index.unwrap_or_else(|| fail(BENCH, target))];
+        let status = std::process::Command::new(cluster.bin_dir().join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-c", "SELECT 1"])
+            .arg(format!(
+                "host=127.0.0.1 port={} user=postgres dbname={database}",
+                cluster.port()
+            ))
+            .env("PGPASSWORD", PASSWORD)
+            .stdout(std::process::Stdio::null())
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            fail(BENCH, &format!("psql to {database} failed"));
+        }
+    }
+    let each = |seconds: f64| seconds * 1000.0 / n as f64;
+    println!(
+        "anchor: a bare session (psql over TCP with password, SELECT 1), {n} in a row: \
+         {:.1} ms wall and {:.1} ms server CPU each",
+        each(started.elapsed().as_secs_f64()),
+        each(fleet.server_cpu_seconds() - cpu_before)
+    );
+}
+
 /// What a subject was measured doing.
 struct Measured {
     name: String,
@@ -243,6 +304,12 @@ struct Measured {
 /// One check interval of steady state, ended by one scrape of `/metrics`.
 struct Interval {
     cpu_percent: f64,
+    /// The PostgreSQL servers' CPU (all backends, exited ones included).
+    server_cpu_percent: f64,
+    /// Database cycles completed in the interval, and the servers' CPU
+    /// time per cycle.
+    cycles: usize,
+    server_ms_per_cycle: f64,
     rss_mb: f64,
     scrape_ms: f64,
     series: usize,
@@ -255,7 +322,9 @@ fn measure_pgwarden(settings: &Settings, fleet: &Fleet, work: &Path) -> Measured
     let started = Instant::now();
     let serve = spawn_serve(BENCH, work, &config);
     let first_pass = wait_for_every_database(&serve, settings.databases, started);
-    let intervals = measure_intervals(settings, &serve, |_ms, body| FleetView::of_pgwarden(body));
+    let intervals = measure_intervals(settings, fleet, &serve, |_ms, body| {
+        FleetView::of_pgwarden(body)
+    });
     print_intervals(&intervals, "pass s (per target)", "oldest s");
     print_cycle_durations(&serve);
     let metrics = load_runs(settings, &serve, &["/metrics".to_string()]);
@@ -279,7 +348,7 @@ fn pgwarden_config(settings: &Settings, fleet: &Fleet) -> String {
     let mut config = settings.pgwarden_config.replace("\\n", "\n");
     for (i, cluster) in fleet.clusters.iter().enumerate() {
         config.push_str(&format!(
-            "\n[[targets]]\nname = \"{}\"\nurl = \"{}\"\ndiscover = \"{PATTERN}\"\n",
+            "\n[[targets]]\nname = \"{}\"\nurl = \"{}\"\ndiscover = \"^{PREFIX}\"\n",
             Fleet::target_name(i),
             Fleet::superuser_url(cluster)
         ));
@@ -309,7 +378,8 @@ fn wait_for_every_database(serve: &Serve, databases: usize, started: Instant) ->
                 return Some(took);
             }
         }
-        std::thread::sleep(Duration::from_millis(250));
+        // Each poll renders the whole body: not more often than a scraper would.
+        std::thread::sleep(Duration::from_secs(1));
     }
     println!(
         "NOT every database checked: {checked} of {databases} after {:.0} s",
@@ -324,30 +394,49 @@ fn wait_for_every_database(serve: &Serve, databases: usize, started: Instant) ->
 /// body).
 fn measure_intervals(
     settings: &Settings,
+    fleet: &Fleet,
     serve: &Serve,
     view: impl Fn(f64, &str) -> FleetView,
 ) -> Vec<Interval> {
     let pid = serve.child.id();
+    let scrape = || {
+        let (ms, status, body) = fetch(&serve.addr, "/metrics")
+            .unwrap_or_else(|| fail(BENCH, "a scrape of /metrics got no answer"));
+        if status != 200 {
+            fail(BENCH, &format!("/metrics answered {status}: {body}"));
+        }
+        (ms, body)
+    };
+    let (ms, body) = scrape();
+    let mut previous = view(ms, &body);
     let mut next = Instant::now();
-    let mut cpu_before = cpu_seconds(pid);
+    let mut cpu_before = (cpu_seconds(pid), fleet.server_cpu_seconds());
     let mut wall_before = Instant::now();
     let mut intervals = Vec::new();
     for _ in 0..settings.intervals {
         next += INTERVAL;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
-        let (scrape_ms, status, body) = fetch(&serve.addr, "/metrics")
-            .unwrap_or_else(|| fail(BENCH, "a scrape of /metrics got no answer"));
-        if status != 200 {
-            fail(BENCH, &format!("/metrics answered {status}: {body}"));
-        }
-        let (cpu, wall) = (cpu_seconds(pid), Instant::now());
+        let (scrape_ms, body) = scrape();
+        let cpu = (cpu_seconds(pid), fleet.server_cpu_seconds());
+        let wall = Instant::now();
+        let percent =
+            |now: f64, before: f64| (now - before) / (wall - wall_before).as_secs_f64() * 100.0;
+        let fleet = view(scrape_ms, &body);
+        let cycles = fleet.cycles_since(&previous);
         intervals.push(Interval {
-            cpu_percent: (cpu - cpu_before) / (wall - wall_before).as_secs_f64() * 100.0,
+            cpu_percent: percent(cpu.0, cpu_before.0),
+            server_cpu_percent: percent(cpu.1, cpu_before.1),
+            server_ms_per_cycle: (cpu.1 - cpu_before.1) * 1000.0 / cycles as f64,
+            cycles,
             rss_mb: rss_mb(pid),
             scrape_ms,
             series: common::count_samples(&body),
-            fleet: view(scrape_ms, &body),
+            fleet,
         });
+        previous = intervals
+            .last()
+            .map(|i| i.fleet.clone())
+            .unwrap_or_default();
         (cpu_before, wall_before) = (cpu, wall);
         // A scrape slower than the interval delays the next one.
         next = next.max(Instant::now());
@@ -357,21 +446,35 @@ fn measure_intervals(
 
 fn print_intervals(intervals: &[Interval], pass: &str, oldest: &str) {
     println!(
-        "{:>8} {:>7} {:>7} {:>10} {:>8} {:>22} {:>9} {:>8} {:>5}",
-        "interval", "CPU %", "RSS MB", "scrape ms", "series", pass, oldest, "checked", "up"
+        "{:>8} {:>7} {:>7} {:>9} {:>7} {:>11} {:>10} {:>8} {:>22} {:>9} {:>8} {:>5}",
+        "interval",
+        "CPU %",
+        "RSS MB",
+        "PG CPU %",
+        "cycles",
+        "PG ms/cycle",
+        "scrape ms",
+        "series",
+        pass,
+        oldest,
+        "checked",
+        "up"
     );
     for (i, interval) in intervals.iter().enumerate() {
         let passes: Vec<String> = interval
             .fleet
             .passes
             .values()
-            .map(|s| format!("{s:.1}"))
+            .map(|s| format!("{s:.2}"))
             .collect();
         println!(
-            "{:>8} {:>7.1} {:>7.1} {:>10.1} {:>8} {:>22} {:>9.1} {:>8} {:>5}",
+            "{:>8} {:>7.1} {:>7.1} {:>9.1} {:>7} {:>11.1} {:>10.1} {:>8} {:>22} {:>9.1} {:>8} {:>5}",
             i + 1,
             interval.cpu_percent,
             interval.rss_mb,
+            interval.server_cpu_percent,
+            interval.cycles,
+            interval.server_ms_per_cycle,
             interval.scrape_ms,
             interval.series,
             passes.join(", "),
@@ -380,7 +483,10 @@ fn print_intervals(intervals: &[Interval], pass: &str, oldest: &str) {
             interval.fleet.up,
         );
     }
-    println!("(CPU % of one core over the interval; a scrape of /metrics ends each interval)");
+    println!(
+        "(CPU % of one core over the interval, the subject's and the PostgreSQL servers' \
+         (every backend); a scrape of /metrics ends each interval)"
+    );
 }
 
 /// Where a pass's time goes: each database's own cycle.
@@ -405,6 +511,23 @@ fn print_cycle_durations(serve: &Serve) {
         cycles.len(),
         cycles.iter().sum::<f64>() / 1000.0
     );
+    let mut checks: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    for (labels, seconds) in samples(&body, "pgwarden_check_duration_seconds") {
+        if let (Some(_), Some(check)) = (label(labels, "database"), label(labels, "check")) {
+            let entry = checks.entry(check).or_default();
+            *entry = (entry.0 + seconds * 1000.0, entry.1 + 1);
+        }
+    }
+    let mut means: Vec<(&str, f64)> = checks
+        .into_iter()
+        .map(|(check, (sum, n))| (check, sum / n as f64))
+        .collect();
+    means.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let means: Vec<String> = means
+        .iter()
+        .map(|(check, ms)| format!("{check} {ms:.1}"))
+        .collect();
+    println!("  mean ms per database check: {}", means.join(", "));
 }
 
 /// A warm-up, then one client (latency) and `settings.clients` clients
@@ -427,25 +550,38 @@ fn measure_exporter(settings: &Settings, fleet: &Fleet) -> Option<Measured> {
         .collect();
     let version = exporter_version();
     println!("\n{version} --auto-discover-databases, DATA_SOURCE_NAME = both clusters");
-    let Some(serve) = common::start_exporter(
-        BENCH,
-        &dsn.join(","),
-        &["--auto-discover-databases", "--log.level=error"],
-    ) else {
+    // 0.11's two new-style collectors export their scrape series once per
+    // DSN without a server label: with two DSNs every scrape fails (HTTP
+    // 500, "collected before with the same name and label values"). Turned
+    // off, pg_stat_database and the rest still come from the built-in maps.
+    let args = [
+        "--auto-discover-databases",
+        "--no-collector.bgwriter",
+        "--no-collector.database",
+        "--log.level=error",
+    ];
+    println!("  flags: {}", args.join(" "));
+    let Some(serve) = common::start_exporter(BENCH, &dsn.join(","), &args) else {
         println!("({EXPORTER} not installed: apt-get install {EXPORTER} to compare)");
         return None;
     };
     // Its first scrape discovers the databases and opens a connection to each.
-    let (first_ms, _, body) = fetch(&serve.addr, "/metrics")
+    let (first_ms, status, body) = fetch(&serve.addr, "/metrics")
         .unwrap_or_else(|| fail(BENCH, "postgres_exporter /metrics got no answer"));
+    if status != 200 {
+        fail(
+            BENCH,
+            &format!("postgres_exporter /metrics answered {status}: {body}"),
+        );
+    }
     let first = FleetView::of_exporter(first_ms, &body);
     println!(
-        "first scrape {:.1} s ({} databases answered, {} series)",
+        "first scrape {:.1} s ({} databases listed, {} series)",
         first_ms / 1000.0,
         first.checked,
         common::count_samples(&body)
     );
-    let intervals = measure_intervals(settings, &serve, FleetView::of_exporter);
+    let intervals = measure_intervals(settings, fleet, &serve, FleetView::of_exporter);
     print_intervals(&intervals, "scrape = pass s", "oldest s");
     let metrics = load_runs(settings, &serve, &["/metrics".to_string()]);
     Some(Measured {
@@ -459,9 +595,17 @@ fn measure_exporter(settings: &Settings, fleet: &Fleet) -> Option<Measured> {
 }
 
 fn exporter_version() -> String {
-    let out = std::process::Command::new(EXPORTER).arg("--version").output();
+    let out = std::process::Command::new(EXPORTER)
+        .arg("--version")
+        .output();
     let text = out
-        .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
         .unwrap_or_default();
     let version = text
         .split_whitespace()
@@ -472,8 +616,10 @@ fn exporter_version() -> String {
 }
 
 /// What one scrape says about the fleet.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct FleetView {
+    /// When each database's last cycle completed (pgwarden only).
+    stamps: BTreeMap<String, f64>,
     /// Seconds of the last pass over each target's databases.
     passes: BTreeMap<String, f64>,
     /// Age of the oldest completed database cycle.
@@ -489,29 +635,46 @@ impl FleetView {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let per_database = |name| {
-            samples(body, name).filter(|(labels, _)| label(labels, "database").is_some())
-        };
-        let stamps: Vec<f64> = per_database("pgwarden_last_cycle_timestamp_seconds")
-            .map(|(_, v)| v)
+        let per_database =
+            |name| samples(body, name).filter(|(labels, _)| label(labels, "database").is_some());
+        let stamps: BTreeMap<String, f64> = per_database("pgwarden_last_cycle_timestamp_seconds")
+            .map(|(labels, v)| (labels.to_string(), v))
             .collect();
         FleetView {
             passes: samples(body, "pgwarden_fleet_pass_duration_seconds")
                 .filter_map(|(labels, v)| Some((label(labels, "target")?.to_string(), v)))
                 .collect(),
-            oldest_seconds: stamps.iter().map(|t| now - t).fold(0.0, f64::max),
+            oldest_seconds: stamps.values().map(|t| now - t).fold(0.0, f64::max),
             checked: stamps.len(),
-            up: per_database("pgwarden_up").filter(|(_, v)| *v == 1.0).count(),
+            up: per_database("pgwarden_up")
+                .filter(|(_, v)| *v == 1.0)
+                .count(),
+            stamps,
         }
     }
 
-    /// postgres_exporter checks every database while it is scraped: the
-    /// scrape is its pass, and what it answers is fresh.
+    /// Database cycles completed since `before` (a database whose
+    /// timestamp moved); postgres_exporter checks every one per scrape.
+    fn cycles_since(&self, before: &FleetView) -> usize {
+        if self.stamps.is_empty() {
+            return self.checked;
+        }
+        self.stamps
+            .iter()
+            .filter(|(unit, at)| before.stamps.get(*unit) != Some(at))
+            .count()
+    }
+
+    /// postgres_exporter connects to every database while it is scraped:
+    /// the scrape is its pass, and what it answers is fresh. Its
+    /// `pg_stat_database` rows (one query per server) name the databases.
     fn of_exporter(scrape_ms: f64, body: &str) -> FleetView {
-        let databases: BTreeSet<&str> = samples(body, "pg_stat_database_numbackends")
-            .filter_map(|(labels, _)| label(labels, "datname"))
+        let databases: BTreeSet<(&str, &str)> = samples(body, "pg_stat_database_numbackends")
+            .filter_map(|(labels, _)| Some((label(labels, "server")?, label(labels, "datname")?)))
+            .filter(|(_, datname)| datname.starts_with(PREFIX))
             .collect();
         FleetView {
+            stamps: BTreeMap::new(),
             passes: BTreeMap::from([("all".to_string(), scrape_ms / 1000.0)]),
             oldest_seconds: 0.0,
             checked: databases.len(),
@@ -543,25 +706,30 @@ fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn print_goals(settings: &Settings, pgwarden: Option<&Measured>, exporter: Option<&Measured>) {
+    if pgwarden.is_none() && exporter.is_none() {
+        return;
+    }
     println!(
-        "\nscrapes ({:.0} s per row)   {:>8} {:>10} {:>9} {:>9} {:>11}",
+        "\nscrapes ({:.0} s per row)   {:>8} {:>10} {:>9} {:>9} {:>9} {:>11}",
         settings.load.as_secs_f64(),
         "clients",
         "req/s",
         "p50 ms",
         "p99 ms",
+        "max ms",
         "body KB"
     );
     for measured in pgwarden.into_iter().chain(exporter) {
         for (what, runs) in [("/metrics", &measured.metrics), ("/probe", &measured.probe)] {
             for (clients, run) in runs {
                 println!(
-                    "{:<26} {:>8} {:>10.1} {:>9.3} {:>9.3} {:>11.1}",
+                    "{:<26} {:>8} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>11.1}",
                     format!("{} {what}", measured.name),
                     clients,
                     run.per_second(),
                     run.percentile(0.5),
                     run.percentile(0.99),
+                    run.percentile(1.0),
                     run.body_bytes as f64 / 1024.0
                 );
             }
@@ -572,7 +740,10 @@ fn print_goals(settings: &Settings, pgwarden: Option<&Measured>, exporter: Optio
             measured.peak_rss_mb,
             measured
                 .first_pass
-                .map_or("not complete".to_string(), |d| format!("{:.1} s", d.as_secs_f64()))
+                .map_or("not complete".to_string(), |d| format!(
+                    "{:.1} s",
+                    d.as_secs_f64()
+                ))
         );
     }
     if let Some(pgwarden) = pgwarden {
@@ -624,7 +795,11 @@ fn goals(
             probe_p99 < 1.0,
         ),
     ];
-    let throughput = |m: &Measured| m.metrics.last().map_or(f64::NAN, |(_, run)| run.per_second());
+    let throughput = |m: &Measured| {
+        m.metrics
+            .last()
+            .map_or(f64::NAN, |(_, run)| run.per_second())
+    };
     if let Some(exporter) = exporter {
         let ratio = throughput(pgwarden) / throughput(exporter);
         goals.push((

@@ -77,10 +77,17 @@ fn request_until(addr: &str, paths: &[String], deadline: Instant) -> (Vec<f64>, 
     // scrape still counts.
     for (path, request) in paths.iter().zip(&requests).cycle() {
         let started = Instant::now();
-        writer.write_all(request.as_bytes()).expect("send a request");
+        writer
+            .write_all(request.as_bytes())
+            .expect("send a request");
         body.clear();
         let status = read_response(&mut reader, &mut body);
-        assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            200,
+            "GET {path}: {}",
+            String::from_utf8_lossy(&body)
+        );
         latencies.push(started.elapsed().as_secs_f64() * 1000.0);
         if Instant::now() >= deadline {
             break;
