@@ -4,11 +4,13 @@
 //! `--auto-discover-databases` on the same fleet, in the same run.
 //!
 //! ```sh
-//! cargo run --release --example fleet_bench    # builds target/release/pgwarden first:
-//! cargo build --release --bins --examples && target/release/examples/fleet_bench
+//! cargo build --release --bin pgwarden && cargo run --release --example fleet_bench
+//! FLEET_DATABASES=40 cargo run --release --example fleet_bench   # a quick try
 //! ```
 //!
-//! Every database is a copy of one template (5 tables, 7 indexes, 600 rows).
+//! (`cargo run --example` does not rebuild the daemon: build it first.)
+//!
+//! Every database is a copy of one template (5 tables, 9 indexes, 600 rows).
 //! pgwarden runs with the default check interval (15 s); it prints the time
 //! until every database's cycle has completed, the pass over the fleet and
 //! pgwarden's CPU and RSS in each of a few intervals (with one
@@ -18,8 +20,10 @@
 //!
 //! Environment: `FLEET_DATABASES` (500), `FLEET_CLUSTERS` (2),
 //! `FLEET_INTERVALS` (4), `FLEET_LOAD_SECONDS` (10), `FLEET_CLIENTS` (4),
-//! `FLEET_SUBJECTS` (`pgwarden,exporter`), and `FLEET_PGWARDEN_CONFIG`: TOML
-//! put before the targets (e.g. a `[fleet]` table to try other budgets).
+//! `FLEET_SUBJECTS` (`pgwarden,exporter`), `FLEET_PGWARDEN_CONFIG`: TOML
+//! put before the targets (e.g. a `[fleet]` table to try other budgets;
+//! `\n` for a line break), and `FLEET_DUMP=DIR`, where pgwarden's
+//! `/metrics`, `/health` and one `/probe` are written.
 
 mod common;
 
@@ -145,7 +149,7 @@ impl Fleet {
             .unzip();
         println!(
             "fleet: {} databases on {} PostgreSQL 15 clusters, each a copy of a template of \
-             5 tables, 7 indexes and 600 rows; built in {:.1} s",
+             5 tables, 9 indexes and 600 rows; built in {:.1} s",
             settings.databases,
             settings.clusters,
             started.elapsed().as_secs_f64()
@@ -327,6 +331,7 @@ fn measure_pgwarden(settings: &Settings, fleet: &Fleet, work: &Path) -> Measured
     });
     print_intervals(&intervals, "pass s (per target)", "oldest s");
     print_cycle_durations(&serve);
+    dump(&serve, &fleet.all()[0]);
     let metrics = load_runs(settings, &serve, &["/metrics".to_string()]);
     let probes: Vec<String> = fleet
         .all()
@@ -528,6 +533,25 @@ fn print_cycle_durations(serve: &Serve) {
         .map(|(check, ms)| format!("{check} {ms:.1}"))
         .collect();
     println!("  mean ms per database check: {}", means.join(", "));
+}
+
+/// `FLEET_DUMP=DIR` writes `/metrics`, `/health` and one database's
+/// `/probe` there, to see what the figures are made of.
+fn dump(serve: &Serve, (target, database): &(String, String)) {
+    let Some(dir) = std::env::var_os("FLEET_DUMP") else {
+        return;
+    };
+    let probe = format!("/probe?target={target}&database={database}");
+    for (file, path) in [
+        ("metrics", "/metrics"),
+        ("health", "/health"),
+        ("probe", &probe),
+    ] {
+        let body = fetch(&serve.addr, path).map_or(String::new(), |(_, _, body)| body);
+        let to = Path::new(&dir).join(file);
+        std::fs::write(&to, body)
+            .unwrap_or_else(|e| fail(BENCH, &format!("cannot write {}: {e}", to.display())));
+    }
 }
 
 /// A warm-up, then one client (latency) and `settings.clients` clients
@@ -747,10 +771,11 @@ fn print_goals(settings: &Settings, pgwarden: Option<&Measured>, exporter: Optio
         );
     }
     if let Some(pgwarden) = pgwarden {
-        println!("\ngoals ({} databases, 2 cores)", settings.databases);
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        println!("\ngoals ({} databases, {cores} cores)", settings.databases);
         for (goal, figure, met) in goals(settings, pgwarden, exporter) {
             let verdict = if met { "met" } else { "NOT met" };
-            println!("  {goal:<52} {figure:<44} {verdict}");
+            println!("  {goal:<62} {figure:<44} {verdict}");
         }
     }
 }
