@@ -233,18 +233,17 @@ pub struct Budgets {
 }
 
 impl Budgets {
-    /// The budget of `target`'s server (made on first use).
+    /// The budget of `target`'s server (made on first use). A reload that
+    /// changes the cap gets a new one (the old one goes with the collectors
+    /// the reload stops).
     pub fn of(&self, target: &TargetConfig, fleet: &FleetConfig) -> Arc<Semaphore> {
         let url = target.url();
-        let server = format!("{}:{}", url.host(), url.port());
+        let cap = fleet.max_connections_per_server.get();
+        let server = format!("{}:{} (cap {cap})", url.host(), url.port());
         let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
         servers
             .entry(server)
-            .or_insert_with(|| {
-                Arc::new(Semaphore::new(
-                    fleet.max_connections_per_server.get() as usize
-                ))
-            })
+            .or_insert_with(|| Arc::new(Semaphore::new(cap as usize)))
             .clone()
     }
 }

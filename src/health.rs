@@ -32,13 +32,14 @@ pub async fn run(config: &Config, selection: &Selection) -> Result<Report> {
         None => config.require_targets()?.to_vec(),
     };
     let check = match &selection.check {
-        Some(name) => Some(check_name(name).map_err(Error::usage)?),
+        Some(name) => Some(check_name(name, &config.checks).map_err(Error::usage)?),
         None => None,
     };
     let mut checkers = targets
         .iter()
         .map(|t| Ok(Checker::new(Target::new(t)?, config.checks.clone())))
         .collect::<Result<Vec<_>>>()?;
-    let reports = futures::future::join_all(checkers.iter_mut().map(|c| c.run_once(check))).await;
+    let reports =
+        futures::future::join_all(checkers.iter_mut().map(|c| c.run_once(check.as_deref()))).await;
     Ok(Report::new(config.environment.as_str(), reports))
 }

@@ -16,6 +16,8 @@ mod backup;
 mod bad_input;
 #[path = "config_check.rs"]
 mod config_check;
+#[path = "custom_checks.rs"]
+mod custom_checks;
 #[path = "dashboards.rs"]
 mod dashboards;
 #[path = "demo.rs"]

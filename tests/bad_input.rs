@@ -368,6 +368,115 @@ fn config_keys_and_values() {
     ]);
 }
 
+/// A `[[checks.custom]]` entry with `extra` lines last, replacing the
+/// default `sql` and `values` (TOML refuses a repeated key).
+fn custom(name: &str, extra: &str) -> String {
+    let mut text = format!("[[checks.custom]]\nname = \"{name}\"\n");
+    if !extra.contains("sql =") {
+        text.push_str("sql = \"SELECT 1 AS n\"\n");
+    }
+    if !extra.contains("values =") {
+        text.push_str("values = [\"n\"]\n");
+    }
+    text + extra + "\n"
+}
+
+#[test]
+fn custom_checks() {
+    let c = |name, text: String| Case::config(name, &text);
+    let two = |extra: &str| format!("{}{}", custom("fine", ""), custom("queue", extra));
+    run_table(vec![
+        c("custom name syntax", custom("Job-Queue", "")).names(&["checks.custom[0].name", "Job-Queue", "[a-z]"]),
+        c("custom name of a built-in", custom("locks", "")).names(&["checks.custom[0].name", "built-in"]),
+        c("custom name twice", two("").replace("queue", "fine")).names(&["checks.custom[1].name", "twice"]),
+        c("custom empty sql", custom("q", "sql = \"  \"")).names(&["checks.custom[0].sql", "empty"]),
+        c("custom insert", custom("q", "sql = \"INSERT INTO t VALUES (1)\""))
+            .names(&["checks.custom[0].sql", "not a SELECT"]),
+        c("custom create table", custom("q", "sql = \"CREATE TABLE t (n int)\""))
+            .names(&["checks.custom[0].sql", "not a SELECT"]),
+        c("custom select into", custom("q", "sql = \"SELECT 1 AS n INTO t\""))
+            .names(&["checks.custom[0].sql", "creates a table"]),
+        c("custom two statements", custom("q", "sql = \"SELECT 1 AS n; SELECT 2 AS n\""))
+            .names(&["checks.custom[0].sql", "2 statements"]),
+        c("custom sql syntax", custom("q", "sql = \"SELEC 1 AS n\""))
+            .names(&["checks.custom[0].sql", "syntax error"]),
+        c("custom label is a value", two("labels = [\"n\"]"))
+            .names(&["checks.custom[1].labels (check `queue`)", "both a label and a value"]),
+        c("custom label target", custom("q", "labels = [\"target\"]")).names(&["checks.custom[0].labels", "target"]),
+        c("custom column syntax", custom("q", "labels = [\"Job State\"]")).names(&["checks.custom[0].labels", "Job State"]),
+        c("custom no values", custom("q", "values = []")).names(&["checks.custom[0].values", "no value column"]),
+        c("custom values missing", "[[checks.custom]]\nname = \"q\"\nsql = \"SELECT 1 AS n\"".into())
+            .names(&["values"]),
+        c("custom unknown key", custom("q", "lables = [\"n\"]")).names(&["lables", "labels"]),
+        c(
+            "custom threshold column",
+            custom("q", "[[checks.custom.thresholds]]\ncolumn = \"m\"\nwarning = 1"),
+        )
+        .names(&["checks.custom[0].thresholds[0]", "`m` is not among the values"]),
+        c(
+            "custom threshold order",
+            custom("q", "[[checks.custom.thresholds]]\ncolumn = \"n\"\nwarning = 9\ncritical = 1"),
+        )
+        .names(&["checks.custom[0].thresholds[0]", "warning = 9"]),
+        c(
+            "custom threshold direction",
+            custom("q", "[[checks.custom.thresholds]]\ncolumn = \"n\"\nwarning = 1\ndirection = \"sideways\""),
+        )
+        .names(&["sideways", "above"]),
+        c("custom series_limit", custom("q", "series_limit = 0")).names(&["series_limit"]),
+        c(
+            "custom interval below the cycle",
+            format!("[checks]\ninterval = \"30s\"\n{}", custom("q", "interval = \"10s\"")),
+        )
+        .names(&["checks.custom[0].interval (check `q`)", "\"30s\""]),
+        c("custom timeout above checks.timeout", custom("q", "timeout = \"1m\""))
+            .names(&["checks.custom[0].timeout", "checks.timeout"]),
+    ]);
+}
+
+#[test]
+fn fleet_settings() {
+    let c = |name, text: &str| Case::config(name, text);
+    run_table(vec![
+        c("discover regex", &target_with("discover = \"school_(\"")).names(&[
+            "discover",
+            "school_(",
+            "regular expression",
+            "line 4",
+        ]),
+        c("discover type", &target_with("discover = true")).names(&["discover", "line 4"]),
+        c("fleet cap 1", "[fleet]\nmax_connections_per_server = 1")
+            .names(&["max_connections_per_server", "2 to 1000"]),
+        c(
+            "fleet databases at the cap",
+            "[fleet]\nmax_connections_per_server = 3\nmax_concurrent_databases = 3",
+        )
+        .names(&[
+            "fleet.max_concurrent_databases",
+            "below fleet.max_connections_per_server (3)",
+        ]),
+        c(
+            "fleet discover_interval 0",
+            "[fleet]\ndiscover_interval = \"0s\"",
+        )
+        .names(&["fleet.discover_interval", "cannot be zero"]),
+        c("fleet shard 3/2", "[fleet]\nshard = \"3/2\"").names(&["shard", "3/2", "I/N"]),
+        c("fleet shard 0/2", "[fleet]\nshard = \"0/2\"").names(&["shard", "I/N"]),
+        c("fleet shard words", "[fleet]\nshard = \"half\"").names(&["shard", "half"]),
+        c(
+            "fleet unknown key",
+            "[fleet]\nmax_connection_per_server = 3",
+        )
+        .names(&["max_connection_per_server", "max_connections_per_server"]),
+        Case::new("serve --shard 0/1", &["serve", "--shard", "0/1"])
+            .db()
+            .names(&["--shard", "0/1", "I/N"]),
+        Case::new("serve --shard 1-2", &["serve", "--shard", "1-2"])
+            .db()
+            .names(&["--shard", "1-2"]),
+    ]);
+}
+
 #[test]
 fn urls_and_secret_files() {
     let c = Case::config;

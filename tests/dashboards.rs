@@ -285,6 +285,11 @@ fn the_overview_shows_what_operators_watch_and_the_detail_dashboard_everything()
         "pgwarden_backup_failures_total",
         "pgwarden_migration_version",
         "pgwarden_migrations_pending",
+        "pgwarden_xmin_horizon_age",
+        "pgwarden_prepared_transaction_max_seconds",
+        "pgwarden_archive_failures_since_success",
+        "pgwarden_replication_slot_wal_status",
+        "pgwarden_multixact_wraparound_ratio",
     ] {
         assert!(
             overview.contains(metric),
@@ -358,8 +363,11 @@ fn the_readme_config_and_dashboards_follow_the_checks_registry() {
             pgwarden::report::MetricKind::Gauge => "gauge",
             pgwarden::report::MetricKind::Counter => "counter",
         };
+        // A fleet's database-scoped series carry `database` after `target`.
+        let per_database = metric.scope != pgwarden::checks::Scope::Server;
         let labels: BTreeSet<String> = std::iter::once("target")
-            .chain(metric.labels.iter().copied())
+            .chain(per_database.then_some("database"))
+            .chain(metric.labels.iter())
             .map(String::from)
             .collect();
         match contract.get(&name) {

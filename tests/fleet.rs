@@ -46,7 +46,7 @@ fn databases(scrape: &prometheus_parse::Scrape) -> BTreeSet<String> {
 }
 
 /// Every series (name and labels) must appear once.
-fn assert_no_series_twice(body: &str) {
+pub fn assert_no_series_twice(body: &str) {
     let mut seen = BTreeSet::new();
     for line in body.lines().filter(|l| !l.starts_with('#')) {
         let series = line.rsplit_once(' ').map_or(line, |(series, _)| series);
@@ -98,6 +98,9 @@ fn discovery_follows_the_server_and_reports_refused_databases() {
         Some(1.0),
         "the server's own unit"
     );
+    let (_, page) = serve.get("/");
+    assert!(page.contains("4 database(s) watched · 2 down"), "{page}");
+    assert!(page.contains("school_closed"), "the worst are listed:\n{page}");
     let (_, health) = serve.get("/health");
     assert!(health.contains("datallowconn = false"), "{health}");
     assert!(health.contains("CONNECTION LIMIT 0"), "{health}");
@@ -161,6 +164,20 @@ fn discovery_follows_the_server_and_reports_refused_databases() {
     });
     let log = serve.log();
     assert!(log.contains("watching a discovered database"), "{log}");
+
+    // A server that is down: discovery says so in a metric, the databases
+    // it knew are down, and all come back with the server.
+    cluster.stop().unwrap();
+    serve.wait_metrics("discovery down", WAIT, |s| {
+        value(s, "pgwarden_discovery_up", &[("target", "fleet")]) == Some(0.0)
+            && up(s, "school_a") == Some(0.0)
+    });
+    cluster.start_again().unwrap();
+    serve.wait_metrics("the fleet back", WAIT, |s| {
+        value(s, "pgwarden_discovery_up", &[("target", "fleet")]) == Some(1.0)
+            && up(s, "school_a") == Some(1.0)
+            && up(s, "school_new") == Some(1.0)
+    });
     serve.stop();
 }
 
@@ -296,4 +313,82 @@ fn two_shards_split_a_fleet_for_prometheus() {
     for serve in shards {
         serve.stop();
     }
+}
+
+/// A database's checks share its one connection in turn: a table locked
+/// there makes the checks that touch it time out, while the others of that
+/// database wait their turn (not "no free connection") and the other
+/// databases go on.
+#[test]
+fn a_lock_in_one_database_costs_only_the_checks_it_blocks() {
+    let cluster = fleet_cluster();
+    for db in ["school_a", "school_b"] {
+        cluster
+            .psql("postgres", &format!("CREATE DATABASE {db}"))
+            .unwrap();
+        cluster
+            .psql(db, "CREATE TABLE pupils (id int PRIMARY KEY)")
+            .unwrap();
+    }
+    let dir = workdir();
+    let addr = free_addr();
+    // Three checks block on the lock in turn (disk_usage sizes the table,
+    // two custom checks count it) and the pool wait is short: the check
+    // queued behind them (custom `alive`) waits far longer than
+    // pool_timeout + checks.timeout, which is a queue, not an exhausted pool.
+    let counting = |name: &str| {
+        format!(
+            "[[checks.custom]]\nname = \"{name}\"\nsql = \"SELECT count(*) AS n FROM pupils\"\nvalues = [\"n\"]\nper_database = true\n"
+        )
+    };
+    let custom = format!(
+        "{}{}[[checks.custom]]\nname = \"alive\"\nsql = \"SELECT 1 AS n\"\nvalues = [\"n\"]\nper_database = true\n",
+        counting("pupils"),
+        counting("pupils_again")
+    );
+    let config = fleet_config(&addr, &cluster, &custom).replace(
+        "discover = \"^school_\"",
+        "discover = \"^school_\"\npool_timeout = \"1s\"",
+    );
+    let serve = Serve::start(dir.path(), &addr, &config);
+    serve.wait_metrics("both databases up", WAIT, |s| {
+        up(s, "school_a") == Some(1.0) && up(s, "school_b") == Some(1.0)
+    });
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let locker = lock_table(&rt, &cluster.url_for("school_a"), "pupils");
+    let status = |s: &prometheus_parse::Scrape, db: &str, check: &str| {
+        let labels = [("target", "fleet"), ("database", db), ("check", check)];
+        value(s, "pgwarden_check_status", &labels)
+    };
+    let scrape = serve.wait_metrics(
+        "the checks of school_a that read pupils in error",
+        WAIT,
+        |s| {
+            status(s, "school_a", "disk_usage") == Some(3.0)
+                && status(s, "school_a", "custom_pupils") == Some(3.0)
+                && status(s, "school_a", "custom_pupils_again") == Some(3.0)
+        },
+    );
+    let (_, health) = serve.get("/health");
+    assert!(!health.contains("no free connection"), "{health}");
+    assert!(
+        health.contains("timed out") || health.contains("lock"),
+        "{health}"
+    );
+    for check in ["long_queries", "locks", "custom_alive"] {
+        assert_eq!(
+            status(&scrape, "school_a", check),
+            Some(0.0),
+            "{check} waited its turn:\n{health}"
+        );
+    }
+    for check in ["disk_usage", "custom_pupils", "indexes", "long_queries"] {
+        assert_eq!(status(&scrape, "school_b", check), Some(0.0), "{check}");
+    }
+    assert_eq!(up(&scrape, "school_a"), Some(1.0));
+    drop(locker);
+    serve.wait_metrics("school_a ok again", WAIT, |s| {
+        status(s, "school_a", "disk_usage") == Some(0.0)
+    });
+    serve.stop();
 }

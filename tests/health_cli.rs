@@ -6,7 +6,7 @@ use crate::support;
 use support::*;
 
 /// Latency thresholds out of reach, so only the provoked condition decides.
-const RELAXED: &str = "[checks.connectivity]\nlatency_warning = \"1m\"\nlatency_critical = \"2m\"\n\
+pub const RELAXED: &str = "[checks.connectivity]\nlatency_warning = \"1m\"\nlatency_critical = \"2m\"\n\
      [checks.performance]\nprobe_warning = \"1m\"\nprobe_critical = \"2m\"\n";
 
 fn health(dir: &std::path::Path, url: &str, args: &[&str]) -> (Option<i32>, String, String) {

@@ -596,6 +596,71 @@ async fn the_xmin_horizon_names_its_holders_a_backend_a_prepared_transaction_and
     assert_eq!(metric(&result, "prepared_transactions"), 0.0);
 }
 
+/// A standby with `hot_standby_feedback` holding a snapshot holds back the
+/// primary's vacuum through its walsender: the primary reports the holder
+/// as `standby_feedback`, naming the standby, and lets go once the
+/// standby's transaction ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_snapshot_fed_back_holds_the_primarys_xmin_horizon() {
+    // No autovacuum: its ANALYZE takes transaction ids and would race with
+    // the "back to 0" below.
+    let primary = own_cluster(&ClusterOptions::default().setting("autovacuum", "off"));
+    primary.psql("postgres", MONITOR_ROLE).unwrap();
+    let replica = primary.start_replica().unwrap();
+    // A name to find in the details, and feedback every second, not every 10.
+    for sql in [
+        "ALTER SYSTEM SET hot_standby_feedback = on",
+        "ALTER SYSTEM SET wal_receiver_status_interval = '1s'",
+        "ALTER SYSTEM SET cluster_name = 'standby_b'",
+    ] {
+        replica.psql("postgres", sql).unwrap();
+    }
+    replica.restart().unwrap();
+    wait(
+        &primary,
+        "SELECT count(*) FROM pg_stat_replication \
+         WHERE application_name = 'standby_b' AND backend_xmin IS NOT NULL",
+        "1",
+    );
+    let mut checker = checker(
+        &monitor(&primary),
+        "[checks.long_queries]\nxmin_horizon_age_warning = 40\nxmin_horizon_age_critical = 100000\n",
+        "",
+    );
+
+    let holder = connect(&replica.url()).await;
+    holder
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class")
+        .await
+        .unwrap();
+    burn_xids(&primary, "postgres", 50);
+    // Replayed, and fed back twice since: without the snapshot the
+    // standby's xmin would have moved on with the replay.
+    wait(&replica, CAUGHT_UP, "t");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let result = one(&mut checker, "long_queries").await;
+    let age = horizon(&result, "standby_feedback");
+    println!("standby feedback xmin age with the snapshot held: {age}");
+    assert!(age >= 50.0, "{result:#?}");
+    assert_eq!(horizon(&result, "backend"), 0.0, "{result:#?}");
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
+    let first = &result.details["xmin_horizon"][0];
+    assert_eq!(first["holder"], "standby_feedback", "{first}");
+    // Through the socket: no client address.
+    assert_eq!(first["who"], "standby standby_b (local)", "{first}");
+    assert!(result.summary.contains("standby_b"), "{}", result.summary);
+
+    holder.batch_execute("COMMIT").await.unwrap();
+    wait(
+        &primary,
+        "SELECT age(backend_xmin) FROM pg_stat_replication",
+        "0",
+    );
+    let result = one(&mut checker, "long_queries").await;
+    assert_eq!(horizon(&result, "standby_feedback"), 0.0, "{result:#?}");
+    assert_eq!(result.status, Status::Ok, "{result:#?}");
+}
+
 /// An `archive_command` that fails: the replication check goes critical with
 /// the failures since the last success, and recovers once archiving works.
 #[tokio::test(flavor = "multi_thread")]
@@ -654,7 +719,7 @@ async fn a_failing_archive_command_is_critical_until_archiving_succeeds_again() 
 /// databases, as the xid ones do).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
-    const NEW: [&str; 17] = [
+    const NEW: [&str; 18] = [
         "bloat_wasted_bytes",
         "bloat_max_ratio",
         "checkpoint_age_seconds",
@@ -663,6 +728,7 @@ async fn the_new_measurements_add_at_most_40_series_to_an_empty_database() {
         "system_identifier_changed",
         "replication_slot_wal_status",
         "replication_slot_safe_wal_bytes",
+        "replication_slot_inactive_seconds",
         "long_transaction_max_seconds",
         "xmin_horizon_age",
         "prepared_transactions",
@@ -828,14 +894,7 @@ async fn the_bloat_estimate_is_within_10_points_of_pgstattuple() {
         .parse()
         .unwrap();
     let result = one(&mut checker, "table_integrity").await;
-    let estimate = result.details["bloat"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["relation"] == "public.orders")
-        .unwrap_or_else(|| panic!("orders not estimated: {result:#?}"));
-    let percent =
-        estimate["wasted_bytes"].as_f64().unwrap() / estimate["bytes"].as_f64().unwrap() * 100.0;
+    let percent = estimated_bloat_percent(&result, "public.orders");
     println!("bloat of orders: estimated {percent:.1}%, pgstattuple {exact:.1}%");
     assert!(
         (percent - exact).abs() <= 10.0,
@@ -848,4 +907,90 @@ async fn the_bloat_estimate_is_within_10_points_of_pgstattuple() {
         .find(|m| m.metric == "bloat_wasted_bytes" && m.labels[0].1 == "public.orders")
         .expect("wasted bytes of orders");
     assert!(wasted.value > 4_000_000.0, "{wasted:?}");
+}
+
+/// pgwarden's estimated wasted share of `relation`, in percent, from the
+/// table_integrity check's details.
+fn estimated_bloat_percent(result: &pgwarden::report::CheckResult, relation: &str) -> f64 {
+    let estimate = result.details["bloat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["relation"] == relation)
+        .unwrap_or_else(|| panic!("{relation} not estimated: {result:#?}"));
+    estimate["wasted_bytes"].as_f64().unwrap() / estimate["bytes"].as_f64().unwrap() * 100.0
+}
+
+/// What a REINDEX would free, in percent of the index, from pgstatindex's
+/// exact page count. Not plain `100 - avg_leaf_density`: a fresh build
+/// fills leaf pages to the fillfactor (90 for B-trees) and leaves the rest
+/// free on purpose, so a just-built index would already count 10 % wasted.
+/// The estimate answers "how much smaller would a rewrite be", so the
+/// honest comparison is the leaf space beyond what a rebuild would fill
+/// (1 - density / 90 of each leaf page), plus the empty and deleted pages
+/// a rebuild drops, over all pages (meta and internal ones included).
+const PGSTATINDEX_WASTED_PERCENT: &str = "SELECT 100 * (leaf_pages * greatest(1 - avg_leaf_density / 90, 0) \
+       + empty_pages + deleted_pages) / (index_size / current_setting('block_size')::float8) \
+     FROM pgstatindex($1::text)";
+
+/// The B-tree half of the bloat estimate against pgstatindex: two indexes
+/// (a narrow integer key and a 64-character text one) of a table with every
+/// other row deleted, vacuumed (the dead entries become free space on
+/// their leaf pages, which stay) and analysed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_btree_bloat_estimate_is_within_10_points_of_pgstatindex() {
+    let cluster = own_cluster(&ClusterOptions::default().setting("autovacuum", "off"));
+    let url = cluster.create_database().unwrap();
+    let db = url.database();
+    cluster
+        .psql(
+            &db,
+            "CREATE EXTENSION pgstattuple; \
+             CREATE TABLE orders (id int PRIMARY KEY, note text); \
+             INSERT INTO orders SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 100000) g; \
+             CREATE INDEX orders_note ON orders (note)",
+        )
+        .unwrap();
+    cluster.psql(&db, "ANALYZE orders").unwrap();
+    let mut checker = checker(
+        &url,
+        "[checks.table_integrity]\nbloat_min_bytes = 1000000\n",
+        "",
+    );
+    let client = connect(&url).await;
+    let exact = |index: &'static str| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(PGSTATINDEX_WASTED_PERCENT, &[&index])
+                .await
+                .unwrap();
+            row.get::<_, f64>(0)
+        }
+    };
+    let fresh = one(&mut checker, "table_integrity").await;
+    for index in ["orders_pkey", "orders_note"] {
+        let estimated = estimated_bloat_percent(&fresh, &format!("public.{index}"));
+        let exact = exact(index).await;
+        println!("fresh {index}: estimated {estimated:.1}%, pgstatindex {exact:.1}%");
+        assert!(estimated < 10.0, "{index}: {estimated:.1}% {fresh:#?}");
+    }
+
+    cluster
+        .psql(&db, "DELETE FROM orders WHERE id % 2 = 0")
+        .unwrap();
+    cluster.psql(&db, "VACUUM orders").unwrap();
+    cluster.psql(&db, "ANALYZE orders").unwrap();
+    let result = one(&mut checker, "table_integrity").await;
+    for index in ["orders_pkey", "orders_note"] {
+        let estimated = estimated_bloat_percent(&result, &format!("public.{index}"));
+        let exact = exact(index).await;
+        println!("half deleted {index}: estimated {estimated:.1}%, pgstatindex {exact:.1}%");
+        assert!(exact > 35.0, "{index}: deleting half left {exact:.1}%");
+        assert!(
+            (estimated - exact).abs() <= 10.0,
+            "{index}: estimated {estimated:.1}%, pgstatindex {exact:.1}%"
+        );
+    }
+    assert_eq!(result.status, Status::Warning, "{result:#?}");
 }

@@ -400,7 +400,7 @@ fn basic_auth_rejects_a_wrong_password() {
         target("a", url.expose(), "")
     );
     let serve = Serve::start(dir.path(), &addr, &config);
-    for path in ["/metrics", "/health", "/ready", "/"] {
+    for path in ["/metrics", "/probe?target=a", "/health", "/ready", "/"] {
         assert_eq!(
             http_get(&addr, path, None).0,
             401,
@@ -422,6 +422,16 @@ fn basic_auth_rejects_a_wrong_password() {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains("pgwarden_build_info"));
     }
+    let (status, body) = http_get(
+        &addr,
+        "/probe?target=a",
+        Some(("prometheus", "right-horse")),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("pgwarden_collector_restarts_total{target=\"a\"}"),
+        "{body}"
+    );
     // The hash is a secret too: `config check` shows it redacted.
     let out = pgwarden(dir.path())
         .args([

@@ -31,7 +31,15 @@ struct Pair {
 
 /// Alerts with no check threshold behind them, and why: a new alert must be
 /// added either here or to `pairs()`, so none is forgotten.
-const NOT_CHECK_THRESHOLDS: [(&str, &str); 15] = [
+const NOT_CHECK_THRESHOLDS: [(&str, &str); 17] = [
+    (
+        "PgwardenReplicationSlotInactiveLong",
+        "the check warns on any inactive slot; the alert adds a duration (a day) it has no key for",
+    ),
+    (
+        "PgwardenDiscoveryFailing",
+        "a failed listing of pg_database (fleet discovery), not a database threshold",
+    ),
     (
         "PgwardenCollectorRestarting",
         "any restart of a collector (a bug in pgwarden), not a database threshold",

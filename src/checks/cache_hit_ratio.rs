@@ -23,7 +23,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch, fetch_one};
 use super::{Check, ChecksConfig, Context, Outcome, below};
 
@@ -42,9 +42,9 @@ const SINCE_RESET: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[&RATIO, &SINCE_RESET],
+    metrics: List::Static(&[&RATIO, &SINCE_RESET]),
 };
 
 const SQL: &str = "SELECT datname::text, blks_hit::float8, blks_read::float8, \

@@ -35,6 +35,9 @@ pub struct ChecksConfig {
     pub indexes: IndexesConfig,
     pub locks: LocksConfig,
     pub cache_hit_ratio: CacheHitRatioConfig,
+    /// `[[checks.custom]]`: checks defined by their SQL.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom: Vec<super::CustomCheckConfig>,
 }
 
 impl Default for ChecksConfig {
@@ -54,6 +57,7 @@ impl Default for ChecksConfig {
             indexes: Default::default(),
             locks: Default::default(),
             cache_hit_ratio: Default::default(),
+            custom: Vec::new(),
         }
     }
 }
@@ -63,8 +67,16 @@ impl ChecksConfig {
         self.top_n.get() as usize
     }
 
-    /// A per-check interval below the cycle's could never be honoured.
+    /// The check's own interval (`[checks.intervals]`, or a custom
+    /// check's `interval`); `None` runs it every cycle.
+    pub fn own_interval(&self, check: &str) -> Option<Duration> {
+        (self.intervals.get(check)).or_else(|| super::custom::interval_of(self, check))
+    }
+
+    /// A per-check interval below the cycle's could never be honoured;
+    /// custom checks are refused at their first problem.
     pub fn validate(&self) -> crate::Result<()> {
+        super::custom::validate(self).map_err(crate::Error::usage)?;
         for (check, interval) in self.intervals.set() {
             if interval.get() < self.interval.get() {
                 return Err(crate::Error::usage(format!(

@@ -9,7 +9,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch, fetch_one};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 
@@ -54,9 +54,9 @@ const USAGE: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[
+    metrics: List::Static(&[
         &POOL_MAX,
         &POOL_CONNECTIONS,
         &POOL_WAITING,
@@ -65,7 +65,7 @@ pub static SPEC: Spec = Spec {
         &SERVER_MAX,
         &SERVER_RESERVED,
         &USAGE,
-    ],
+    ]),
 };
 
 /// Every state is exported (0 when absent) so the series set never changes.

@@ -12,7 +12,7 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::report::Status;
 
@@ -31,10 +31,10 @@ const VERSION_NUM: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: "connectivity",
+    name: Text::Borrowed("connectivity"),
     // It runs every cycle: it is how a cycle learns whether the target is up.
     own_interval: false,
-    metrics: &[&LATENCY, &IN_RECOVERY, &VERSION_NUM],
+    metrics: List::Static(&[&LATENCY, &IN_RECOVERY, &VERSION_NUM]),
 };
 
 /// What the connect step learned.

@@ -16,7 +16,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch, opt};
 use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS, at_least_unless_zero};
 use crate::report::human_bytes;
@@ -42,9 +42,9 @@ const TABLE_SIZE: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[&DB_SIZE, &GROWTH, &TABLE_SIZE],
+    metrics: List::Static(&[&DB_SIZE, &GROWTH, &TABLE_SIZE]),
 };
 
 /// Every database, `template0` too (it takes disk space like the others).

@@ -5,7 +5,10 @@
 //! a backend of the target's database (a long transaction, an idle one), a
 //! replication slot (its `xmin` or `catalog_xmin`), a prepared transaction,
 //! or a standby's `hot_standby_feedback` — and each kind gets one gauge, so
-//! the labels are bounded; who exactly is in the details (top N).
+//! the labels are bounded; who exactly is in the details (top N). A standby
+//! is named by its application_name (its cluster_name, or `walreceiver`)
+//! and address, as several often share the default name; one streaming
+//! through a physical slot feeds its xmin to the slot instead.
 //! pgwarden's own sessions (`application_name = 'pgwarden'`) are left out:
 //! their read-only transactions last milliseconds.
 
@@ -64,7 +67,8 @@ pub fn holders_sql(top_n: usize) -> String {
              extract(epoch FROM clock_timestamp() - prepared) \
            FROM pg_prepared_xacts WHERE database = current_database() \
            UNION ALL \
-           SELECT 'standby_feedback', age(backend_xmin), format('standby %s', application_name), NULL \
+           SELECT 'standby_feedback', age(backend_xmin), \
+             format('standby %s (%s)', application_name, coalesce(host(client_addr), 'local')), NULL \
            FROM pg_stat_replication WHERE backend_xmin IS NOT NULL \
          ) h ORDER BY age DESC NULLS LAST, who LIMIT {top_n}"
     )

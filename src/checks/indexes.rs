@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 use tokio_postgres::Row;
 
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch};
 use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS};
 use crate::report::Status;
@@ -56,16 +56,16 @@ const DUPLICATE_BYTES: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[
+    metrics: List::Static(&[
         &INVALID,
         &INVALID_BYTES,
         &UNUSED,
         &UNUSED_BYTES,
         &DUPLICATE,
         &DUPLICATE_BYTES,
-    ],
+    ]),
 };
 
 /// Columns: total count, total bytes, name, bytes (top-N by size).

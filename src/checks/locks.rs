@@ -8,7 +8,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde_json::json;
 
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch, fetch_one, query_text};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::report::Status;
@@ -35,9 +35,9 @@ const DEADLOCKS: Metric = Metric::counter(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[&BLOCKED, &WAIT_MAX, &DEADLOCKS],
+    metrics: List::Static(&[&BLOCKED, &WAIT_MAX, &DEADLOCKS]),
 };
 
 /// Blocked sessions and the sessions blocking them; `waitstart` exists from

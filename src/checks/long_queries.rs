@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::horizon;
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch, fetch_one, query_text};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::config::Duration;
@@ -58,9 +58,9 @@ const IDLE_IN_TX_MAX: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[
+    metrics: List::Static(&[
         &LONG_QUERIES,
         &LONG_QUERY_MAX,
         &LONG_TRANSACTIONS,
@@ -70,7 +70,7 @@ pub static SPEC: Spec = Spec {
         &horizon::HORIZON_AGE,
         &horizon::PREPARED,
         &horizon::PREPARED_MAX,
-    ],
+    ]),
 };
 
 /// Client sessions inside a transaction; bounded by max_connections.

@@ -4,18 +4,56 @@
 //! metrics; the check names, the `--check` values, the interval keys and the
 //! tests of the README's metric reference and of the dashboards are all
 //! derived from the specs in [`super::SPECS`].
+//!
+//! The built-in checks declare theirs in statics; a custom check
+//! (`[[checks.custom]]`, see [`super::custom`]) builds the same types from
+//! the config at run time. Their strings and lists are [`Text`] and [`List`]
+//! so both kinds share one type and one code path, and a config reload
+//! frees the old custom declarations instead of leaking them.
+
+use std::borrow::Cow;
 
 use crate::report::{Measurement, MetricKind};
+
+/// A name or help text: written in the code, or taken from the config.
+pub type Text = Cow<'static, str>;
+
+/// A list declared in a static, or built from the config at run time.
+#[derive(Debug, PartialEq)]
+pub enum List<T: ?Sized + 'static> {
+    Static(&'static [&'static T]),
+    Owned(Vec<Box<T>>),
+}
+
+impl<T: ?Sized> List<T> {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Static(items) => items.len(),
+            Self::Owned(items) => items.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        (0..self.len()).map(|i| match self {
+            Self::Static(items) => items[i],
+            Self::Owned(items) => &*items[i],
+        })
+    }
+}
 
 /// One exported metric, `pgwarden_<name>{target, <labels>}`.
 #[derive(Debug, PartialEq)]
 pub struct Metric {
     /// Without the `pgwarden_` prefix, in base units.
-    pub name: &'static str,
-    pub help: &'static str,
+    pub name: Text,
+    pub help: Text,
     pub kind: MetricKind,
     /// Label names besides `target`; each must have bounded values.
-    pub labels: &'static [&'static str],
+    pub labels: List<str>,
     /// Where it is measured when a target discovers its server's databases.
     pub scope: Scope,
 }
@@ -66,29 +104,21 @@ impl Metric {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Self {
-        Self {
-            name,
-            help,
-            kind: MetricKind::Gauge,
-            labels,
-            scope: Scope::Server,
-        }
+        Self::declare(MetricKind::Gauge, name, help, labels)
     }
 
     /// Measured in each discovered database's unit (see [`Scope`]).
-    pub const fn per_database(self) -> Self {
-        Self {
-            scope: Scope::Database,
-            ..self
-        }
+    pub const fn per_database(mut self) -> Self {
+        // Not `..self`: a const fn cannot drop the rest of a `Metric`.
+        self.scope = Scope::Database;
+        self
     }
 
     /// Measured in every unit.
-    pub const fn in_every_unit(self) -> Self {
-        Self {
-            scope: Scope::Both,
-            ..self
-        }
+    pub const fn in_every_unit(mut self) -> Self {
+        // Not `..self`: a const fn cannot drop the rest of a `Metric`.
+        self.scope = Scope::Both;
+        self
     }
 
     pub const fn counter(
@@ -96,9 +126,32 @@ impl Metric {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Self {
+        Self::declare(MetricKind::Counter, name, help, labels)
+    }
+
+    const fn declare(
+        kind: MetricKind,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Self {
         Self {
-            kind: MetricKind::Counter,
-            ..Self::gauge(name, help, labels)
+            name: Cow::Borrowed(name),
+            help: Cow::Borrowed(help),
+            kind,
+            labels: List::Static(labels),
+            scope: Scope::Server,
+        }
+    }
+
+    /// A gauge named at run time (a custom check's column).
+    pub fn owned_gauge(name: String, help: String, labels: Vec<String>, scope: Scope) -> Self {
+        Self {
+            name: Cow::Owned(name),
+            help: Cow::Owned(help),
+            kind: MetricKind::Gauge,
+            labels: List::Owned(labels.into_iter().map(String::into_boxed_str).collect()),
+            scope,
         }
     }
 
@@ -131,10 +184,11 @@ impl Metric {
 /// keys) and every metric it may export.
 #[derive(Debug)]
 pub struct Spec {
-    pub name: &'static str,
-    /// May it have a longer interval of its own (`[checks.intervals]`)?
+    pub name: Text,
+    /// May it have a longer interval of its own (`[checks.intervals]`, or
+    /// a custom check's `interval`)?
     pub own_interval: bool,
-    pub metrics: &'static [&'static Metric],
+    pub metrics: List<Metric>,
 }
 
 impl Spec {
@@ -142,7 +196,16 @@ impl Spec {
         self.metric(metric).is_some()
     }
 
-    pub fn metric(&self, name: &str) -> Option<&'static Metric> {
-        self.metrics.iter().find(|m| m.name == name).copied()
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+
+    /// The name of a check declared in a static, for the lists derived
+    /// from [`super::SPECS`] at compile time.
+    pub const fn static_name(&'static self) -> &'static str {
+        match &self.name {
+            Cow::Borrowed(name) => name,
+            Cow::Owned(_) => panic!("a static Spec has a static name"),
+        }
     }
 }

@@ -19,6 +19,7 @@ mod cache_hit_ratio;
 pub mod config;
 mod connection_pool;
 mod connectivity;
+mod custom;
 mod disk_usage;
 mod horizon;
 mod indexes;
@@ -39,6 +40,7 @@ use futures::future::BoxFuture;
 
 pub use self::config::*;
 pub use self::connectivity::ServerInfo;
+pub use self::custom::{CustomCheckConfig, CustomThreshold, Direction};
 pub use self::metric::{Metric, Scope, Spec, Unit};
 pub use self::session::Session;
 use crate::config::TargetConfig;
@@ -66,7 +68,7 @@ pub static CHECK_NAMES: [&str; SPECS.len()] = {
     let mut names = [""; SPECS.len()];
     let mut i = 0;
     while i < SPECS.len() {
-        names[i] = SPECS[i].name;
+        names[i] = SPECS[i].static_name();
         i += 1;
     }
     names
@@ -78,7 +80,7 @@ pub static INTERVAL_CHECKS: [&str; SPECS.len() - 1] = {
     let (mut i, mut n) = (0, 0);
     while i < SPECS.len() {
         if SPECS[i].own_interval {
-            names[n] = SPECS[i].name;
+            names[n] = SPECS[i].static_name();
             n += 1;
         }
         i += 1;
@@ -91,7 +93,7 @@ pub static INTERVAL_CHECKS: [&str; SPECS.len() - 1] = {
 pub fn metrics() -> impl Iterator<Item = (&'static str, &'static Metric)> {
     SPECS
         .iter()
-        .flat_map(|spec| spec.metrics.iter().map(|m| (spec.name, *m)))
+        .flat_map(|spec: &&'static Spec| spec.metrics.iter().map(|m| (spec.static_name(), m)))
 }
 
 const CACHE_HIT_RATIO: &str = "cache_hit_ratio";
@@ -114,11 +116,12 @@ pub fn registry() -> Vec<Box<dyn Check>> {
 
 /// One health check. `run` may keep state in `self` for the next cycle.
 pub trait Check: Send {
-    /// Its name and metrics, declared beside its SQL.
-    fn spec(&self) -> &'static Spec;
+    /// Its name and metrics, declared beside its SQL (a custom check's
+    /// come from its config entry).
+    fn spec(&self) -> &Spec;
 
-    fn name(&self) -> &'static str {
-        self.spec().name
+    fn name(&self) -> &str {
+        &self.spec().name
     }
 
     /// The catalog queries this check runs on a primary, as sent (the
@@ -144,7 +147,13 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// A pooled connection in a read-only transaction with this check's timeouts.
     pub async fn session(&self) -> Result<Session, String> {
-        Session::open(self.pool, self.target, self.config.timeout.get()).await
+        self.session_timed(self.config.timeout.get()).await
+    }
+
+    /// [`Context::session`] with another timeout (a custom check's own,
+    /// which validation keeps within `checks.timeout`).
+    pub async fn session_timed(&self, timeout: Duration) -> Result<Session, String> {
+        Session::open(self.pool, self.target, timeout).await
     }
 
     pub fn top_n(&self) -> usize {
@@ -247,10 +256,7 @@ impl Checker {
     /// A checker of one part of a fleet: only the checks that measure
     /// something in `unit` (connectivity always: it decides `up`).
     pub fn for_unit(target: crate::pool::Target, config: ChecksConfig, unit: Unit) -> Self {
-        let checks: Vec<Box<dyn Check>> = registry()
-            .into_iter()
-            .filter(|c| c.name() == "connectivity" || unit.runs(c.spec()))
-            .collect();
+        let checks = checks_for(&config, unit);
         Self {
             last: vec![None; checks.len()],
             target,
@@ -356,32 +362,42 @@ impl Checker {
     }
 }
 
+/// The checks a checker of `unit` runs: the built-in and custom ones that
+/// measure something there, and connectivity always (it decides `up`).
+pub fn checks_for(config: &ChecksConfig, unit: Unit) -> Vec<Box<dyn Check>> {
+    (registry().into_iter())
+        .chain(custom::checks(config))
+        .filter(|c| c.name() == "connectivity" || unit.runs(c.spec()))
+        .collect()
+}
+
 /// Is a check that ran `since` ago due again? Always, unless it has its own
 /// interval. Cycles start up to a tick late, so "due" allows half a cycle:
 /// with a 15 s cycle, a 60 s check runs on every fourth cycle, not every fifth.
 fn due(since: Duration, config: &ChecksConfig, check: &str) -> bool {
     config
-        .intervals
-        .get(check)
+        .own_interval(check)
         .is_none_or(|own| since + config.interval.get() / 2 >= own.get())
 }
 
-/// The known check name `name`, or an error listing them.
-pub fn check_name(name: &str) -> Result<&'static str, String> {
-    CHECK_NAMES
+/// The known check name `name` (built in, or `custom_<name>` of a
+/// `[[checks.custom]]` entry of `config`), or an error listing them.
+pub fn check_name(name: &str, config: &ChecksConfig) -> Result<String, String> {
+    let known: Vec<String> = CHECK_NAMES
         .iter()
-        .find(|known| **known == name)
-        .copied()
-        .ok_or_else(|| {
-            let known: Vec<String> = CHECK_NAMES.iter().map(|s| s.to_string()).collect();
-            let hint = crate::config::closest(name, &known)
-                .map(|k| format!(" Did you mean `{k}`?"))
-                .unwrap_or_default();
-            format!(
-                "unknown check `{name}`; the checks are: {}.{hint}",
-                CHECK_NAMES.join(", ")
-            )
-        })
+        .map(|s| s.to_string())
+        .chain(config.custom.iter().map(CustomCheckConfig::check_name))
+        .collect();
+    if known.iter().any(|k| k == name) {
+        return Ok(name.to_string());
+    }
+    let hint = crate::config::closest(name, &known)
+        .map(|k| format!(" Did you mean `{k}`?"))
+        .unwrap_or_default();
+    Err(format!(
+        "unknown check `{name}`; the checks are: {}.{hint}",
+        known.join(", ")
+    ))
 }
 
 /// Run one check, bounded: the server-side timeouts stop its queries, and
@@ -390,7 +406,7 @@ pub fn check_name(name: &str) -> Result<&'static str, String> {
 /// other checks and the collector go on.
 async fn run_one(check: &mut dyn Check, ctx: &Context<'_>) -> CheckResult {
     let started = Instant::now();
-    let name = check.name();
+    let name = check.name().to_string();
     // Waiting for a connection (pool_timeout, plus another check's timeout
     // when the pool is smaller than the cycle), then its own queries.
     let timeout = ctx.config.timeout.get();
@@ -406,7 +422,7 @@ async fn run_one(check: &mut dyn Check, ctx: &Context<'_>) -> CheckResult {
         Ok(Err(_)) => failed(format!("timed out after {bound:?}")),
         Err(panic) => {
             let why = panic_message(panic.as_ref());
-            tracing::error!(check = name, "the check panicked: {why}");
+            tracing::error!(check = %name, "the check panicked: {why}");
             failed(format!(
                 "internal error: the check panicked ({why}); the other checks are unaffected; please report this"
             ))
@@ -427,7 +443,7 @@ async fn run_one(check: &mut dyn Check, ctx: &Context<'_>) -> CheckResult {
     outcome
         .measurements
         .retain(|m| spec.metric(&m.metric).is_none_or(|m| ctx.wants(m)));
-    outcome.into_result(name, started.elapsed())
+    outcome.into_result(&name, started.elapsed())
 }
 
 /// The text of a panic payload (`panic!` with a literal or a format).
@@ -461,7 +477,8 @@ mod tests {
 
     #[test]
     fn the_registry_holds_the_ten_checks_in_order() {
-        let names: Vec<&str> = registry().iter().map(|c| c.name()).collect();
+        let checks = registry();
+        let names: Vec<&str> = checks.iter().map(|c| c.name()).collect();
         assert_eq!(names, CHECK_NAMES);
     }
 
@@ -473,7 +490,7 @@ mod tests {
 
     #[test]
     fn an_unknown_check_name_suggests_the_closest() {
-        let err = check_name("lock").unwrap_err();
+        let err = check_name("lock", &ChecksConfig::default()).unwrap_err();
         assert!(err.contains("Did you mean `locks`?"), "{err}");
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch, fetch_one, query_text, typed};
 use super::server_state;
 use super::{Check, ChecksConfig, Context, Outcome, Session, at_least, quote_ident};
@@ -43,9 +43,9 @@ const CALLS: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[
+    metrics: List::Static(&[
         &PROBE,
         &AVAILABLE,
         &MEAN,
@@ -55,7 +55,7 @@ pub static SPEC: Spec = Spec {
         &server_state::REQUESTED,
         &server_state::PENDING_RESTART,
         &server_state::IDENTIFIER_CHANGED,
-    ],
+    ]),
 };
 
 const PROBE_SQL: &str = "SELECT 1";

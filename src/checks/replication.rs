@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::archive;
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch, fetch_one, opt};
 use super::{Check, ChecksConfig, Context, Outcome, at_least};
 use crate::report::Status;
@@ -60,6 +60,11 @@ const SLOT_SAFE_WAL: Metric = Metric::gauge(
     "WAL that can be written before each slot (top-N) loses what it needs; only with max_slot_wal_keep_size.",
     &["slot"],
 );
+const SLOT_INACTIVE_SECONDS: Metric = Metric::gauge(
+    "replication_slot_inactive_seconds",
+    "Seconds since each replication slot (top-N) became inactive, 0 while active; PostgreSQL 17 and later only.",
+    &["slot"],
+);
 const SLOTS_INACTIVE: Metric = Metric::gauge(
     "replication_slots_inactive",
     "Inactive replication slots.",
@@ -83,9 +88,9 @@ const RECEIVER_UP: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[
+    metrics: List::Static(&[
         &LAG_BYTES,
         &LAG_SECONDS,
         &REPLICAS,
@@ -95,13 +100,14 @@ pub static SPEC: Spec = Spec {
         &SLOTS_INACTIVE,
         &SLOT_WAL_STATUS,
         &SLOT_SAFE_WAL,
+        &SLOT_INACTIVE_SECONDS,
         &STANDBY_BYTES,
         &STANDBY_SECONDS,
         &RECEIVER_UP,
         &archive::FAILING,
         &archive::FAILURES,
         &archive::SUCCESS_AGE,
-    ],
+    ]),
 };
 
 const STANDBYS_SQL: &str = "SELECT coalesce(application_name, ''), coalesce(state, ''), \
@@ -113,13 +119,21 @@ const STANDBYS_SQL: &str = "SELECT coalesce(application_name, ''), coalesce(stat
      FROM pg_stat_replication ORDER BY application_name, client_addr, client_port";
 
 /// `wal_status` is NULL for a slot that never reserved WAL, `safe_wal_size`
-/// unless `max_slot_wal_keep_size` is set.
-fn slots_sql() -> String {
-    "SELECT slot_name::text, active, \
-     greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0), 0)::float8, \
-     wal_status, safe_wal_size::float8 \
-     FROM pg_replication_slots ORDER BY 3 DESC, 1"
-        .into()
+/// unless `max_slot_wal_keep_size` is set. `inactive_since` came in 17 (NULL
+/// while the slot is in use); before, the column is a NULL for every slot.
+fn slots_sql(version_num: i64) -> String {
+    let inactive = if version_num >= 170000 {
+        "CASE WHEN active THEN 0 \
+           ELSE extract(epoch FROM clock_timestamp() - inactive_since) END::float8"
+    } else {
+        "NULL::float8"
+    };
+    format!(
+        "SELECT slot_name::text, active, \
+         greatest(coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0), 0)::float8, \
+         wal_status, safe_wal_size::float8, {inactive} \
+         FROM pg_replication_slots ORDER BY 3 DESC, 1"
+    )
 }
 
 /// `wal_status` as a number, in the order things get worse.
@@ -151,7 +165,7 @@ impl Check for Replication {
         vec![
             RECOVERY_SQL.into(),
             STANDBYS_SQL.into(),
-            slots_sql(),
+            slots_sql(150000),
             archive::SQL.into(),
         ]
     }
@@ -185,13 +199,15 @@ impl Check for Replication {
                     })
                 })
                 .await?;
-                let slots = fetch(&session, NAME, &slots_sql(), |r| {
+                let sql = slots_sql(ctx.server.version_num);
+                let slots = fetch(&session, NAME, &sql, |r| {
                     Ok(Slot {
                         name: col(r, 0)?,
                         active: col(r, 1)?,
                         retained: col(r, 2)?,
                         wal_status: opt(r, 3)?,
                         safe_wal: opt(r, 4)?,
+                        inactive_seconds: opt(r, 5)?,
                     })
                 })
                 .await?;
@@ -229,6 +245,9 @@ struct Slot {
     retained: f64,
     wal_status: Option<String>,
     safe_wal: Option<f64>,
+    /// Since when the slot is inactive (0 while active); None before
+    /// PostgreSQL 17, or for a slot 17 has no time for.
+    inactive_seconds: Option<f64>,
 }
 
 /// What a standby knows of its own replay.
@@ -322,6 +341,7 @@ fn slots(config: &ChecksConfig, rows: &[Slot], out: &mut Outcome) {
             retained,
             wal_status,
             safe_wal,
+            inactive_seconds,
         } = slot;
         let status = wal_status
             .as_deref()
@@ -339,7 +359,8 @@ fn slots(config: &ChecksConfig, rows: &[Slot], out: &mut Outcome) {
         }
         if !active {
             inactive += 1;
-            out.flag(Status::Warning, format!("slot {name} is inactive"));
+            let since = inactive_seconds.map_or(String::new(), |s| format!(" for {s:.0} s"));
+            out.flag(Status::Warning, format!("slot {name} is inactive{since}"));
         }
         out.flag(
             at_least(
@@ -357,9 +378,13 @@ fn slots(config: &ChecksConfig, rows: &[Slot], out: &mut Outcome) {
             if let Some(safe) = safe_wal {
                 out.set(&SLOT_SAFE_WAL, &[name], *safe);
             }
+            if let Some(seconds) = inactive_seconds {
+                out.set(&SLOT_INACTIVE_SECONDS, &[name], *seconds);
+            }
             listed.push(
                 json!({"slot": name, "active": active, "retained_bytes": retained,
-                               "wal_status": wal_status, "safe_wal_bytes": safe_wal}),
+                "wal_status": wal_status, "safe_wal_bytes": safe_wal,
+                "inactive_seconds": inactive_seconds}),
             );
         }
     }
@@ -454,6 +479,7 @@ mod tests {
                 retained: 2048.0 * MIB,
                 wal_status: Some("extended".into()),
                 safe_wal: None,
+                inactive_seconds: None,
             },
             Slot {
                 name: "live".into(),
@@ -461,6 +487,7 @@ mod tests {
                 retained: 1.0,
                 wal_status: Some("reserved".into()),
                 safe_wal: Some(1e9),
+                inactive_seconds: None,
             },
         ];
         let out = primary(&config, None, &[], &slots);
@@ -498,6 +525,7 @@ mod tests {
             retained: 1.0,
             wal_status: Some(status.into()),
             safe_wal: Some(-5.0),
+            inactive_seconds: None,
         };
         let out = primary(&config, None, &[], &[slot("far", "unreserved")]);
         assert_eq!(out.status(), Status::Warning, "{out:?}");
@@ -519,5 +547,70 @@ mod tests {
             .map(|m| (m.labels[0].1.as_str(), m.value))
             .collect();
         assert_eq!(codes, [("gone", 3.0), ("ok", 0.0)]);
+    }
+
+    /// Slots as PostgreSQL 17 returns them: `inactive_since` NULL while in
+    /// use (the query makes that 0), a time once the consumer went away.
+    #[test]
+    fn from_17_how_long_each_slot_has_been_inactive_is_exported() {
+        let config = ChecksConfig::default();
+        let slot = |name: &str, active: bool, seconds: Option<f64>| Slot {
+            name: name.into(),
+            active,
+            retained: 1.0,
+            wal_status: Some("reserved".into()),
+            safe_wal: None,
+            inactive_seconds: seconds,
+        };
+        let rows = [
+            slot("abandoned", false, Some(7200.0)),
+            slot("streaming", true, Some(0.0)),
+        ];
+        let out = primary(&config, None, &[], &rows);
+        assert_eq!(out.status(), Status::Warning, "{out:?}");
+        assert!(
+            out.problems
+                .iter()
+                .any(|p| p.ends_with("slot abandoned is inactive for 7200 s")),
+            "{out:?}"
+        );
+        let seconds: Vec<_> = out
+            .measurements
+            .iter()
+            .filter(|m| m.metric == SLOT_INACTIVE_SECONDS.name)
+            .map(|m| (m.labels[0].1.as_str(), m.value))
+            .collect();
+        assert_eq!(seconds, [("abandoned", 7200.0), ("streaming", 0.0)]);
+        assert_eq!(out.details["slots"][0]["inactive_seconds"], 7200.0);
+    }
+
+    /// Before 17 the column does not exist: not queried, no series, and an
+    /// inactive slot is still flagged, without a duration.
+    #[test]
+    fn before_17_inactive_since_is_neither_queried_nor_exported() {
+        assert!(!slots_sql(160004).contains("inactive_since"));
+        assert!(slots_sql(170000).contains("inactive_since"));
+        let config = ChecksConfig::default();
+        let rows = [Slot {
+            name: "abandoned".into(),
+            active: false,
+            retained: 1.0,
+            wal_status: Some("reserved".into()),
+            safe_wal: None,
+            inactive_seconds: None,
+        }];
+        let out = primary(&config, None, &[], &rows);
+        assert!(
+            out.problems
+                .iter()
+                .any(|p| p.ends_with("slot abandoned is inactive")),
+            "{out:?}"
+        );
+        assert!(
+            !out.measurements
+                .iter()
+                .any(|m| m.metric == SLOT_INACTIVE_SECONDS.name),
+            "{out:?}"
+        );
     }
 }

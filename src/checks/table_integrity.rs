@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use serde_json::json;
 
 use super::bloat;
-use super::metric::{Metric, Spec};
+use super::metric::{List, Metric, Spec, Text};
 use super::rows::{col, fetch, opt};
 use super::{Check, ChecksConfig, Context, Outcome, USER_SCHEMAS, at_least};
 use crate::report::Status;
@@ -74,9 +74,9 @@ const STALE: Metric = Metric::gauge(
 
 /// This check and every metric it may export.
 pub static SPEC: Spec = Spec {
-    name: NAME,
+    name: Text::Borrowed(NAME),
     own_interval: true,
-    metrics: &[
+    metrics: List::Static(&[
         &NO_PK,
         &NOT_VALID,
         &FK_NO_INDEX,
@@ -89,7 +89,7 @@ pub static SPEC: Spec = Spec {
         &STALE,
         &bloat::WASTED,
         &bloat::MAX_RATIO,
-    ],
+    ]),
 };
 
 /// Each query returns the full count in column 0 and the top-N offenders' names in column 1.
@@ -350,7 +350,7 @@ fn counted(found: &Found, out: &mut Outcome, metric: &Metric, what: &str) {
             format!("{count} {what}: {}", names.join(", ")),
         );
     }
-    out.detail(metric.name, names);
+    out.detail(&metric.name, names);
 }
 
 fn sequence_usage(config: &ChecksConfig, rows: &[Sequence], out: &mut Outcome) {

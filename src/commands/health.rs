@@ -26,7 +26,7 @@ pub struct Args {
 
 fn check_help() -> String {
     format!(
-        "Run only this check ({})",
+        "Run only this check ({}, or custom_<name> of a [[checks.custom]] entry)",
         crate::checks::CHECK_NAMES.join(", ")
     )
 }

@@ -153,6 +153,25 @@ fn duration_rules(config: &Config) -> Vec<Rule> {
             .because("a check runs at most once per cycle (checks.interval)"),
         );
     }
+    for (index, custom) in checks.custom.iter().enumerate() {
+        let key = |name: &str| format!("checks.custom[{index}].{name} (check `{}`)", custom.name);
+        if let Some(interval) = custom.interval {
+            rules.push(
+                Rule::new(
+                    key("interval"),
+                    interval,
+                    checks.interval,
+                    Duration::secs(30 * 86_400),
+                )
+                .because("a check runs at most once per cycle (checks.interval)"),
+            );
+        }
+        if let Some(timeout) = custom.timeout {
+            rules.push(Rule::new(key("timeout"), timeout, ONE_MS, checks.timeout).because(
+                "its statement_timeout; the cycle waits for its slowest check at most checks.timeout",
+            ));
+        }
+    }
     for (index, target) in config.targets.iter().enumerate() {
         let key = |name: &str| format!("targets[{index}].{name} (target `{}`)", target.name);
         let hour = Duration::secs(3600);

@@ -107,6 +107,8 @@ struct Watched {
     target: TargetConfig,
     checker: Result<Checker, String>,
     log: ProblemLog,
+    /// How long its cycle may take (its checks share one connection).
+    deadline: Duration,
 }
 
 impl Fleet {
@@ -155,6 +157,14 @@ impl Fleet {
     fn watch(&self, database: &Database) -> Watched {
         let mut target = self.target.clone();
         target.url = Some(self.target.url().with_database(&database.name));
+        // One connection serves the cycle's checks in turn, so a check may
+        // wait for every one before it, each bounded by checks.timeout: a
+        // wait that long is a queue, not an exhausted pool.
+        let checks = &self.config.checks;
+        let queued = crate::checks::checks_for(checks, Unit::Database).len() as u32;
+        let queue = checks.timeout.get() * queued;
+        target.pool_timeout = crate::config::Duration(target.pool_timeout.get() + queue);
+        let deadline = cycle_deadline(&target, checks) + queue;
         let checker = match database.refused {
             Some(why) => Err(why.to_string()),
             None => crate::pool::Target::budgeted(&target, 1, self.budget.clone())
@@ -165,6 +175,7 @@ impl Fleet {
             target,
             checker,
             log: ProblemLog::default(),
+            deadline,
         }
     }
 
@@ -172,7 +183,6 @@ impl Fleet {
     /// was down (it may have been dropped: list again).
     async fn pass(&mut self, shared: &Shared) -> bool {
         let turns = Semaphore::new(self.config.fleet.max_concurrent_databases.get() as usize);
-        let config = &self.config;
         // Every future is made before any runs, so the closure is not held
         // across an await (a stream of closures here is not `Send`).
         let cycles: Vec<_> = self
@@ -182,7 +192,7 @@ impl Fleet {
                 let turns = &turns;
                 async move {
                     let _turn = turns.acquire().await;
-                    let report = watched.cycle(config, db).await;
+                    let report = watched.cycle(db).await;
                     let up = report.up;
                     watched.log.record(&report);
                     shared.publish_database(report);
@@ -196,13 +206,13 @@ impl Fleet {
 }
 
 impl Watched {
-    async fn cycle(&mut self, config: &Config, database: &str) -> TargetReport {
+    async fn cycle(&mut self, database: &str) -> TargetReport {
         let started = Instant::now();
         let name = self.target.name.as_str();
         let mut report = match &mut self.checker {
             Err(why) => down(name, started, why.clone()),
             Ok(checker) => {
-                let deadline = cycle_deadline(&self.target, &config.checks);
+                let deadline = self.deadline;
                 let report = match tokio::time::timeout(deadline, checker.run_cycle()).await {
                     Ok(report) => report,
                     Err(_) => down(

@@ -293,6 +293,13 @@ fn reload(
         ..new
     });
     shared.set_targets(new.environment.as_str(), &target_names(&new));
+    let discovering: Vec<String> = new
+        .targets
+        .iter()
+        .filter(|t| t.discover.is_some())
+        .map(|t| t.name.to_string())
+        .collect();
+    shared.retain_fleets(&discovering);
     collectors.apply(&new, shared);
     shared.set_reload_ok(true);
     tracing::info!(targets = new.targets.len(), "SIGHUP: config reloaded");

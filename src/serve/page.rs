@@ -76,6 +76,9 @@ fn target_section(
         let _ = write!(out, "<p class=\"error\">{}</p>", esc(error));
     }
     checks_table(out, &report.checks);
+    if let Some(fleet) = shared.fleet_view(name, MAX_ROWS) {
+        fleet_table(out, &fleet);
+    }
     for check in report.checks.iter().filter(|c| has_details(c)) {
         offenders(out, check);
     }
@@ -85,6 +88,47 @@ fn target_section(
         migrations(out, &state, now);
     }
     out.push_str("</section>");
+}
+
+/// A discover target's databases: how many, and the worst ones (a fleet of
+/// hundreds must stay one screen: `/health` and `/probe` have every one).
+fn fleet_table(out: &mut String, fleet: &super::state::FleetView) {
+    let pass = fleet
+        .pass_seconds
+        .map(|s| format!(" · last pass over all of them {s:.1} s"))
+        .unwrap_or_default();
+    let discovery = if fleet.discovery_up {
+        ""
+    } else {
+        " · <span class=\"error\">listing pg_database fails</span>"
+    };
+    let _ = write!(
+        out,
+        "<p class=\"meta fleet\">{} database(s) watched · {} down · {} not ok{pass}{discovery}</p>",
+        fleet.watched, fleet.down, fleet.not_ok
+    );
+    if fleet.worst.is_empty() {
+        return;
+    }
+    out.push_str("<table class=\"checks fleet\"><thead><tr><th>status</th><th>database</th><th>why</th></tr></thead><tbody>");
+    for report in &fleet.worst {
+        let why = report.error.clone().unwrap_or_else(|| {
+            let worst = report.checks.iter().max_by_key(|c| c.status);
+            worst.map_or(String::new(), |c| format!("{}: {}", c.check, c.summary))
+        });
+        let status = if report.up {
+            badge(report.worst())
+        } else {
+            "<span class=\"badge s-error\">▼ down</span>".into()
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{status}</td><td>{}</td><td>{}</td></tr>",
+            esc(report.database.as_deref().unwrap_or("")),
+            esc(&truncate(&why))
+        );
+    }
+    out.push_str("</tbody></table>");
 }
 
 /// "primary, PostgreSQL 15.8" from the connectivity check's measurements.

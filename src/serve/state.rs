@@ -78,6 +78,17 @@ pub struct Shared {
     process: prometheus::process_collector::ProcessCollector,
 }
 
+/// A discover target's databases, for the status page.
+pub struct FleetView {
+    pub discovery_up: bool,
+    pub watched: usize,
+    pub down: usize,
+    /// Databases with a warning or worse (down ones included).
+    pub not_ok: usize,
+    pub pass_seconds: Option<f64>,
+    pub worst: Vec<TargetReport>,
+}
+
 /// What a discovery target found on its server, and its databases' last reports.
 #[derive(Default)]
 struct Fleet {
@@ -144,7 +155,12 @@ impl Shared {
         *write(&self.environment) = environment.to_string();
         lock(&self.migrations).retain(|name, _| targets.contains(name));
         lock(&self.history).retain(targets);
-        write(&self.fleets).retain(|name, _| targets.contains(name));
+        self.changed();
+    }
+
+    /// A reload: forget the databases of targets that no longer discover.
+    pub fn retain_fleets(&self, discovering: &[String]) {
+        write(&self.fleets).retain(|name, _| discovering.contains(name));
         self.changed();
     }
 
@@ -182,6 +198,27 @@ impl Shared {
             .or_default()
             .pass_seconds = Some(seconds);
         self.changed();
+    }
+
+    /// What the status page shows of a discover target's databases: counts,
+    /// and the `limit` worst (down first, then by status and name).
+    pub fn fleet_view(&self, target: &str, limit: usize) -> Option<FleetView> {
+        let fleets = read(&self.fleets);
+        let fleet = fleets.get(target)?;
+        let mut worst: Vec<&TargetReport> = fleet
+            .databases
+            .values()
+            .filter(|r| r.worst() != crate::report::Status::Ok)
+            .collect();
+        worst.sort_by_key(|r| (r.up, std::cmp::Reverse(r.worst())));
+        Some(FleetView {
+            discovery_up: fleet.discovery_up,
+            watched: fleet.databases.len(),
+            down: fleet.databases.values().filter(|r| !r.up).count(),
+            not_ok: worst.len(),
+            pass_seconds: fleet.pass_seconds,
+            worst: worst.into_iter().take(limit).cloned().collect(),
+        })
     }
 
     /// The discovered databases of `target` this instance watches.
@@ -369,14 +406,22 @@ impl Shared {
     pub fn probe(&self, target: &str, database: Option<&str>) -> Result<String, String> {
         let mut families = Families::default();
         let reports = read(&self.reports);
-        let Some((_, report)) = reports.iter().find(|(name, _)| name == target) else {
-            let known: Vec<&str> = reports.iter().map(|(name, _)| name.as_str()).collect();
+        let fleets = read(&self.fleets);
+        // A discover target another shard runs the server-wide unit of has
+        // no report here, only databases.
+        let own = reports.iter().find(|(name, _)| name == target);
+        if own.is_none() && !fleets.contains_key(target) {
+            let known: std::collections::BTreeSet<&str> = reports
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .chain(fleets.keys().map(String::as_str))
+                .collect();
+            let known: Vec<&str> = known.into_iter().collect();
             return Err(format!(
                 "no target named `{target}`; the targets are: {}\n",
                 known.join(", ")
             ));
-        };
-        let fleets = read(&self.fleets);
+        }
         match database {
             Some(database) => {
                 let fleet = fleets.get(target);
@@ -392,7 +437,9 @@ impl Shared {
                 families.add_target(report);
             }
             None => {
-                self.add_target_series(&mut families, target, report.as_ref());
+                if let Some((_, report)) = own {
+                    self.add_target_series(&mut families, target, report.as_ref());
+                }
                 if let Some(state) = lock(&self.migrations).get(target) {
                     add_migration(&mut families, target, state);
                 }
@@ -555,5 +602,47 @@ mod tests {
         let text = String::from_utf8(shared.metrics().to_vec()).unwrap();
         assert!(!text.contains("pgwarden_up{target=\"primary\"}"), "{text}");
         assert_eq!(shared.report().environment, "production");
+    }
+
+    fn database_report(target: &str, database: &str, up: bool) -> TargetReport {
+        TargetReport {
+            target: target.into(),
+            database: Some(database.into()),
+            up,
+            error: None,
+            finished_at: 1.0,
+            duration_seconds: 0.1,
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn probe_answers_one_unit_even_of_a_target_another_shard_runs() {
+        // "fleet" is a discover target whose own unit another shard runs.
+        let shared = Shared::new("development", &["primary".into()]);
+        shared.publish_database(database_report("fleet", "school_1", true));
+        shared.publish_database(database_report("fleet", "school_2", false));
+        shared.set_discovered("fleet", Some(&["school_1".into(), "school_2".into()]));
+        let one = shared.probe("fleet", Some("school_1")).unwrap();
+        assert!(
+            one.contains(r#"pgwarden_up{target="fleet",database="school_1"} 1"#),
+            "{one}"
+        );
+        assert!(!one.contains("school_2"), "{one}");
+        let server = shared.probe("fleet", None).unwrap();
+        assert!(
+            server.contains(r#"pgwarden_discovery_databases{target="fleet"} 2"#),
+            "{server}"
+        );
+        let missing = shared.probe("nope", None).unwrap_err();
+        assert!(missing.contains("fleet, primary"), "{missing}");
+        let missing = shared.probe("fleet", Some("school_9")).unwrap_err();
+        assert!(missing.contains("school_1, school_2"), "{missing}");
+        // A listing without school_2 drops its series; a reload without
+        // the target drops the rest.
+        shared.set_discovered("fleet", Some(&["school_1".into()]));
+        assert!(shared.probe("fleet", Some("school_2")).is_err());
+        shared.retain_fleets(&[]);
+        assert!(shared.probe("fleet", Some("school_1")).is_err());
     }
 }

@@ -118,9 +118,11 @@ pub fn exposed_metrics(text: &str) -> BTreeSet<String> {
 
 /// Panel PromQL with Grafana's variables replaced by what Grafana would send
 /// for one target (`$target` is a regex on the overview, a value on the
-/// detail dashboard; both accept a plain name).
+/// detail dashboard; both accept a plain name) and every database (`All`).
 pub fn substitute(expr: &str, target: &str) -> String {
     expr.replace("$__rate_interval", "1m")
+        .replace("${database}", ".*")
+        .replace("$database", ".*")
         .replace("${target}", target)
         .replace("$target", target)
 }
