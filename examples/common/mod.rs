@@ -69,7 +69,7 @@ pub fn spawn_serve(bench: &str, work: &Path, config: &str) -> Serve {
     let path = work.join(format!("pgwarden-{}.toml", addr.replace([':', '.'], "-")));
     std::fs::write(&path, format!("{config}\n[http]\nlisten = \"{addr}\"\n"))
         .unwrap_or_else(|e| fail(bench, &format!("cannot write {}: {e}", path.display())));
-    let child = Command::new(&bin)
+    let child = die_with_bench(&mut Command::new(&bin))
         .arg("--config")
         .arg(&path)
         .arg("serve")
@@ -96,7 +96,7 @@ pub fn start_exporter(bench: &str, dsn: &str, args: &[&str]) -> Option<Serve> {
         return None;
     }
     let addr = free_addr();
-    let child = Command::new(EXPORTER)
+    let child = die_with_bench(&mut Command::new(EXPORTER))
         .arg(format!("--web.listen-address={addr}"))
         .args(args)
         .env("DATA_SOURCE_NAME", dsn)
@@ -112,6 +112,21 @@ pub fn start_exporter(bench: &str, dsn: &str, args: &[&str]) -> Option<Serve> {
         "postgres_exporter",
     );
     Some(serve)
+}
+
+/// Have the child killed when the benchmark dies, however it dies: `fail`
+/// exits without running `Serve`'s destructor.
+fn die_with_bench(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe, as a pre_exec hook must be.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Status and body of `GET path`, or None when nothing answers.
