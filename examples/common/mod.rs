@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod load;
+pub mod process;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -48,32 +51,82 @@ pub fn pgwarden_bin(bench: &str) -> PathBuf {
 /// Start `pgwarden serve` with one target named `bench` (plus `extra`
 /// config) and wait until `/ready` says its first check cycle finished.
 pub fn start_serve(bench: &str, work: &Path, url: &str, extra: &str) -> Serve {
-    let bin = pgwarden_bin(bench);
-    let addr = free_addr();
-    let config = work.join(format!("pgwarden-{}.toml", addr.replace([':', '.'], "-")));
-    std::fs::write(
-        &config,
-        format!(
-            "{extra}\n[http]\nlisten = \"{addr}\"\n[[targets]]\nname = \"bench\"\nurl = \"{url}\"\n"
-        ),
-    )
-    .unwrap();
-    let child = Command::new(&bin)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| fail(bench, &format!("cannot start {}: {e}", bin.display())));
-    let serve = Serve { addr, child };
+    let config = format!("{extra}\n[[targets]]\nname = \"bench\"\nurl = \"{url}\"\n");
+    let serve = spawn_serve(bench, work, &config);
     wait_until(
         bench,
         || http_get(&serve.addr, "/ready").map(|(status, _)| status) == Some(200),
         "pgwarden /ready",
     );
     serve
+}
+
+/// Start `pgwarden serve` with `config` (everything but `[http]`, which
+/// this adds with a free port) without waiting for it.
+pub fn spawn_serve(bench: &str, work: &Path, config: &str) -> Serve {
+    let bin = pgwarden_bin(bench);
+    let addr = free_addr();
+    let path = work.join(format!("pgwarden-{}.toml", addr.replace([':', '.'], "-")));
+    std::fs::write(&path, format!("{config}\n[http]\nlisten = \"{addr}\"\n"))
+        .unwrap_or_else(|e| fail(bench, &format!("cannot write {}: {e}", path.display())));
+    let child = die_with_bench(&mut Command::new(&bin))
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| fail(bench, &format!("cannot start {}: {e}", bin.display())));
+    Serve { addr, child }
+}
+
+/// The Debian package's postgres_exporter binary.
+pub const EXPORTER: &str = "prometheus-postgres-exporter";
+
+/// Start postgres_exporter on `dsn` (one URL, or several separated by
+/// commas) with `args`, and wait until it answers `/metrics`; None when it
+/// is not installed.
+pub fn start_exporter(bench: &str, dsn: &str, args: &[&str]) -> Option<Serve> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {EXPORTER}")])
+        .output()
+        .ok()?;
+    if !found.status.success() {
+        return None;
+    }
+    let addr = free_addr();
+    let child = die_with_bench(&mut Command::new(EXPORTER))
+        .arg(format!("--web.listen-address={addr}"))
+        .args(args)
+        .env("DATA_SOURCE_NAME", dsn)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let serve = Serve { addr, child };
+    // Its landing page answers without touching a database, unlike /metrics.
+    wait_until(
+        bench,
+        || http_get(&serve.addr, "/").is_some(),
+        "postgres_exporter",
+    );
+    Some(serve)
+}
+
+/// Have the child killed when the benchmark dies, however it dies: `fail`
+/// exits without running `Serve`'s destructor.
+fn die_with_bench(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe, as a pre_exec hook must be.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Status and body of `GET path`, or None when nothing answers.
@@ -110,10 +163,14 @@ pub fn free_addr() -> String {
 }
 
 pub fn wait_until(bench: &str, ready: impl Fn() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    wait_until_within(bench, Duration::from_secs(60), ready, what);
+}
+
+pub fn wait_until_within(bench: &str, timeout: Duration, ready: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + timeout;
     while !ready() {
         if Instant::now() > deadline {
-            fail(bench, &format!("{what} did not come up within 60 s"));
+            fail(bench, &format!("{what} did not come up within {timeout:?}"));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
