@@ -146,12 +146,7 @@ impl Daemon {
         let notifier = notify::Notifier::from_env();
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Background {
-            http: Some(tokio::spawn(http::serve(
-                listener,
-                web,
-                stop_rx,
-                SHUTDOWN_GRACE,
-            ))),
+            http: Some(spawn_http(listener, web, stop_rx)?),
             watchdog: notify::watchdog_interval().map(|every| tokio::spawn(watchdog(every))),
         };
         let mut collectors = collector::Collectors::default();
@@ -209,6 +204,32 @@ impl Daemon {
 /// if one does (a panic), the process exits non-zero and systemd restarts it,
 /// rather than serving on without it. (Collectors are restarted in place:
 /// see `collector::supervise`.)
+/// The HTTP server on a runtime of its own (two threads), so that a scrape
+/// is answered at once while a fleet's check cycles keep the main runtime's
+/// workers busy parsing rows.
+fn spawn_http(
+    listener: TcpListener,
+    web: Arc<http::Web>,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let failed = |e: std::io::Error| Error::failed(format!("cannot start the HTTP server: {e}"));
+    let listener = listener.into_std().map_err(failed)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("pgwarden-http")
+        .enable_all()
+        .build()
+        .map_err(failed)?;
+    Ok(tokio::task::spawn_blocking(move || {
+        runtime.block_on(async move {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => http::serve(listener, web, stop, SHUTDOWN_GRACE).await,
+                Err(e) => tracing::error!("cannot serve HTTP: {e}"),
+            }
+        })
+    }))
+}
+
 struct Background {
     http: Option<tokio::task::JoinHandle<()>>,
     watchdog: Option<tokio::task::JoinHandle<()>>,

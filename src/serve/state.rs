@@ -70,6 +70,8 @@ pub struct Shared {
     /// Bumped on every change, so the cached body knows it is stale.
     generation: AtomicU64,
     cache: Mutex<Option<Cached>>,
+    /// Held by the one scrape rendering a new body.
+    rendering: Mutex<()>,
     /// Recent cycles' key numbers, for the status page's charts.
     history: Mutex<History>,
     backup_plan: RwLock<Option<BackupPlan>>,
@@ -138,6 +140,7 @@ impl Shared {
             restarts: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             cache: Mutex::new(None),
+            rendering: Mutex::new(()),
             history: Mutex::new(History::default()),
             backup_plan: RwLock::new(None),
             fleets: RwLock::new(BTreeMap::new()),
@@ -336,20 +339,36 @@ impl Shared {
     }
 
     /// The `/metrics` body, rebuilt only when stale.
+    ///
+    /// While one scrape renders, the others get the previous body instead
+    /// of waiting for it (a fleet's body takes tens of milliseconds), so no
+    /// HTTP thread blocks behind a render.
     pub fn metrics(&self) -> Bytes {
         let generation = self.generation.load(Ordering::Acquire);
-        let mut cache = lock(&self.cache);
-        if let Some(c) = cache.as_ref().filter(|c| c.serves(generation)) {
-            return c.metrics.clone();
-        }
+        let previous = lock(&self.cache)
+            .as_ref()
+            .map(|c| (c.serves(generation), c.metrics.clone()));
+        let free = match self.rendering.try_lock() {
+            Ok(guard) => Some(guard),
+            // A render that panicked left nothing half-written: go on.
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let rendering = match (previous, free) {
+            (Some((true, body)), _) | (Some((false, body)), None) => return body,
+            (_, Some(rendering)) => rendering,
+            // The first body: wait for the render in flight.
+            (None, None) => lock(&self.rendering),
+        };
         let started = Instant::now();
         let body = Bytes::from(self.render());
-        *cache = Some(Cached {
+        *lock(&self.cache) = Some(Cached {
             generation,
             at: Instant::now(),
             took: started.elapsed(),
             metrics: body.clone(),
         });
+        drop(rendering);
         body
     }
 
