@@ -212,21 +212,11 @@ async fn collect(config: Arc<Config>, target: TargetConfig, part: Part, shared: 
         ticker.tick().await;
         // Tests kill the collector with FAILPOINTS=collector=1*panic.
         fail::fail_point!("collector");
-        let started = Instant::now();
         let report = match checker.as_mut() {
-            Some(checker) => match tokio::time::timeout(deadline, checker.run_cycle()).await {
-                Ok(report) => report,
-                Err(_) => down(
-                    &name,
-                    started,
-                    format!(
-                        "the check cycle did not finish within {deadline:?}; the server is not answering"
-                    ),
-                ),
-            },
+            Some(checker) => bounded_cycle(checker, &name, deadline).await,
             None => down(
                 &name,
-                started,
+                Instant::now(),
                 "the target could not be set up; see the log".into(),
             ),
         };
@@ -300,9 +290,11 @@ async fn drift_objects(
     target: &crate::pool::Target,
     checks: &ChecksConfig,
 ) -> Result<Option<usize>, String> {
-    pooled_read(target, checks, async |client| {
-        let found = crate::schema::drift::against_fingerprint(client).await;
-        found.map(|changes| changes.map(|c| c.len()))
+    pooled_read(target, checks, async |session| {
+        let found = crate::schema::drift::against_fingerprint(session.client()).await;
+        found
+            .map(|changes| changes.map(|c| c.len()))
+            .map_err(|e| e.to_string())
     })
     .await
 }
@@ -311,22 +303,39 @@ async fn drift_objects(
 /// checks' timeouts), bounded as a check is: the daemon's own reads beside
 /// the checks open no connection of their own, so a stalled server costs no
 /// more than the pool (and a failed read rolls back and keeps it).
-async fn pooled_read<T>(
+pub async fn pooled_read<T>(
     target: &crate::pool::Target,
     checks: &ChecksConfig,
-    read: impl AsyncFnOnce(&tokio_postgres::Client) -> crate::error::Result<T>,
+    read: impl AsyncFnOnce(&crate::checks::Session) -> Result<T, String>,
 ) -> Result<T, String> {
     let timeout = checks.timeout.get();
     let bound = 2 * timeout + target.config.pool_timeout.get() + Duration::from_secs(1);
     let reading = async {
         let session = crate::checks::Session::open(&target.pool, &target.config, timeout).await?;
-        let value = read(session.client()).await.map_err(|e| e.to_string())?;
+        let value = read(&session).await?;
         session.finish().await;
         Ok(value)
     };
     tokio::time::timeout(bound, reading)
         .await
         .unwrap_or_else(|_| Err(format!("timed out after {bound:?}")))
+}
+
+/// One cycle of `checker`, abandoned (and reported down) after `deadline`:
+/// a server that stops answering mid-query, where `statement_timeout`
+/// cannot help, still turns `pgwarden_up` to 0.
+pub async fn bounded_cycle(checker: &mut Checker, name: &str, deadline: Duration) -> TargetReport {
+    let started = Instant::now();
+    match tokio::time::timeout(deadline, checker.run_cycle()).await {
+        Ok(report) => report,
+        Err(_) => down(
+            name,
+            started,
+            format!(
+                "the check cycle did not finish within {deadline:?}; the server is not answering"
+            ),
+        ),
+    }
 }
 
 pub fn down(name: &str, started: Instant, error: String) -> TargetReport {
@@ -368,8 +377,8 @@ async fn refresh_pooled_status(
     checks: &ChecksConfig,
     shared: &Shared,
 ) -> bool {
-    let status = pooled_read(target, checks, async |client| {
-        crate::migrate::status_on(config, client).await
+    let status = pooled_read(target, checks, async |session| {
+        (crate::migrate::status_on(config, session.client()).await).map_err(|e| e.to_string())
     })
     .await;
     record_status(shared, target.name(), status)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::time::MissedTickBehavior;
 
-use super::collector::{ProblemLog, cycle_deadline, down};
+use super::collector::{ProblemLog, bounded_cycle, cycle_deadline, down, pooled_read};
 use super::state::Shared;
 use crate::checks::{Checker, Unit};
 use crate::config::{Config, TargetConfig};
@@ -76,23 +76,11 @@ pub async fn run(
 
 /// `pg_database`, on a read-only session with the checks' timeouts.
 async fn list(lister: &crate::pool::Target, config: &Config) -> Result<Vec<Database>, String> {
-    let timeout = config.checks.timeout.get();
-    let bound = 2 * timeout + lister.config.pool_timeout.get() + Duration::from_secs(1);
-    let listing = async {
-        let session = crate::checks::Session::open(&lister.pool, &lister.config, timeout).await?;
-        let rows = crate::checks::rows::fetch(
-            &session,
-            "discovery",
-            DATABASES_SQL,
-            crate::fleet::database,
-        )
-        .await?;
-        session.finish().await;
-        Ok(rows)
-    };
-    tokio::time::timeout(bound, listing)
-        .await
-        .unwrap_or_else(|_| Err(format!("timed out after {bound:?}")))
+    pooled_read(lister, &config.checks, async |session| {
+        let read = crate::fleet::database;
+        crate::checks::rows::fetch(session, "discovery", DATABASES_SQL, read).await
+    })
+    .await
 }
 
 /// The databases of one discovery target that this instance watches.
@@ -211,22 +199,11 @@ impl Fleet {
 
 impl Watched {
     async fn cycle(&mut self, database: &str) -> TargetReport {
-        let started = Instant::now();
         let name = self.target.name.as_str();
         let mut report = match &mut self.checker {
-            Err(why) => down(name, started, why.clone()),
+            Err(why) => down(name, Instant::now(), why.clone()),
             Ok(checker) => {
-                let deadline = self.deadline;
-                let report = match tokio::time::timeout(deadline, checker.run_cycle()).await {
-                    Ok(report) => report,
-                    Err(_) => down(
-                        name,
-                        started,
-                        format!(
-                            "the check cycle did not finish within {deadline:?}; the server is not answering"
-                        ),
-                    ),
-                };
+                let report = bounded_cycle(checker, name, self.deadline).await;
                 // Opened for this cycle, closed with it: the slot goes back.
                 checker.target().close_idle();
                 report
